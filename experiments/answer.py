@@ -9,6 +9,7 @@ Writes `predictions.jsonl` (append-only; an interrupted run resumes without dupl
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     examples = select_examples(to_examples(load_squad(args.data)), args.limit, args.seed)
+    started = time.perf_counter()
     model = load_model(args.model, device=args.device, dtype=args.dtype)
+    load_seconds = time.perf_counter() - started
     template = get_template(args.prompt, model)
     out_dir = Path(args.out) if args.out else default_answer_dir(args.model, template.name)
     config = AnswerConfig(model=args.model, prompt=template.name, max_new_tokens=args.max_new_tokens,
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                           dtype=args.dtype)
     _, summary = run_answers(model, template, examples, out_dir, config, batch_size=args.batch_size,
                              correct_f1=args.correct_f1)
-    atomic_write_json(out_dir / "summary.json", {"config": asdict(config), **asdict(summary)})
+    atomic_write_json(out_dir / "summary.json",
+                      {"config": asdict(config), **asdict(summary), "model_load_s": round(load_seconds, 2)})
 
     table = Table(title=f"SQuAD v1.1 — {args.model}, prompt {template.name}")
     for column in ("examples", "EM", "F1", "correct", "generated now", "examples/s"):
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row(str(summary.n), f"{summary.em:.2f}", f"{summary.f1:.2f}", str(summary.n_correct),
                   str(summary.n_generated), f"{summary.examples_per_s:.2f}")
     Console().print(table)
-    print(f"predictions: {out_dir / 'predictions.jsonl'}")
+    print(f"model loaded in {load_seconds:.1f} s; predictions: {out_dir / 'predictions.jsonl'}")
     return 0
 
 

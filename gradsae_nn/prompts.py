@@ -38,6 +38,8 @@ SHOTS: tuple[Shot, ...] = (
 SPAN_INSTRUCTION = ("Answer the question with the shortest span copied exactly from the context: a few words, "
                     "not a sentence.")
 
+SHORT_REMINDER = "Answer with a few words copied from the context."
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -47,6 +49,8 @@ class PromptTemplate:
     n_shots: how many `SHOTS` demonstrations precede the question.
     question_first: also state the question before the context (small models forget it otherwise).
     system: system message (chat) or instruction line (few-shot); None for none.
+    reminder: a line closing every user turn (the last words before the answer weigh most for a
+        small model); None for none.
     """
 
     name: str
@@ -54,10 +58,12 @@ class PromptTemplate:
     n_shots: int
     question_first: bool
     system: str | None
+    reminder: str | None = None
 
     def user_turn(self, context: str, question: str) -> str:
         head = f"Question: {question}\n" if self.question_first else ""
-        return f"{head}Context: {context}\nQuestion: {question}"
+        tail = f"\n{self.reminder}" if self.reminder else ""
+        return f"{head}Context: {context}\nQuestion: {question}{tail}"
 
     def text(self, example: QAExample, tokenizer: object) -> str:
         shots = SHOTS[: self.n_shots]
@@ -79,6 +85,7 @@ PROMPTS: dict[str, PromptTemplate] = {
         PromptTemplate("chat-plain", "chat", 0, False, None),
         PromptTemplate("chat-span-2shot", "chat", 2, True, SPAN_INSTRUCTION),
         PromptTemplate("chat-span-3shot", "chat", 3, True, SPAN_INSTRUCTION),
+        PromptTemplate("chat-span-3shot-remind", "chat", 3, True, SPAN_INSTRUCTION, SHORT_REMINDER),
         PromptTemplate("fewshot-2shot", "few-shot", 2, False, None),
         PromptTemplate("fewshot-3shot", "few-shot", 3, False, None),
         PromptTemplate("fewshot-span-3shot", "few-shot", 3, False, SPAN_INSTRUCTION),

@@ -77,7 +77,7 @@ def _answer_batches(model: "LoadedModel", template: PromptTemplate, examples: li
             em, f1 = score(prediction, ex.answers)
             records.append({"id": ex.id, "question": ex.question, "prediction": prediction, "raw": raw,
                             "golds": list(ex.answers), "em": em, "f1": f1,
-                            "prompt_tokens": len(prompts[ex.id]), "new_tokens": len(new_ids)})
+                            "prompt_tokens": len(prompts[ex.id]), "completion_ids": new_ids})
         yield records
 
 

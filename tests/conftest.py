@@ -22,3 +22,39 @@ def dev_examples():
     from gradsae_nn.squad import load_squad, to_examples
 
     return to_examples(load_squad())
+
+
+def make_sae(architecture: str, d_in: int, d_sae: int = 2048, layer: int = 6, seed: int = 0, active: float = 0.05,
+             resid_std: float = 1.0):
+    """A random SAELens SAE whose latents fire on roughly `active` of inputs whose coordinates have
+    standard deviation `resid_std`.
+
+    Encoder = decoder transpose with a negative bias, so activations are sparse and the latents overlap
+    the residual directions like a trained SAE's would.
+    """
+    from statistics import NormalDist
+
+    import torch
+    from sae_lens import (JumpReLUSAE, JumpReLUSAEConfig, StandardSAE, StandardSAEConfig, TopKSAE,
+                          TopKSAEConfig)
+    from sae_lens.saes.sae import SAEMetadata
+
+    torch.manual_seed(seed)
+    metadata = SAEMetadata(hook_name=f"blocks.{layer}.hook_resid_post")
+    cls, cfg = {
+        "standard": (StandardSAE, StandardSAEConfig(d_in=d_in, d_sae=d_sae, metadata=metadata)),
+        "jumprelu": (JumpReLUSAE, JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, metadata=metadata)),
+        "topk": (TopKSAE, TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=32, metadata=metadata)),
+    }[architecture]
+    sae = cls(cfg)
+    with torch.no_grad():
+        w = torch.randn(d_sae, d_in)
+        sae.W_dec.copy_(w / w.norm(dim=-1, keepdim=True))
+        sae.W_enc.copy_(sae.W_dec.T * 0.5)
+        sae.b_dec.copy_(torch.randn(d_in) * 0.05)
+        # bias at the (1 - active) quantile of a projection onto a unit row: about `active` of tokens fire
+        sae.b_enc.fill_(-NormalDist().inv_cdf(1 - active) * 0.5 * resid_std)
+        if architecture == "jumprelu":
+            sae.threshold.copy_(torch.rand(d_sae) * 0.1)
+    sae.requires_grad_(False)
+    return sae

@@ -100,7 +100,9 @@ def resolve_source(name: str) -> tuple[str, str | None]:
 def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "float32") -> LoadedModel:
     """Load `name` as an nnsight `TransformersModel` on `device`, frozen (no parameter gradients)."""
     from nnsight.modeling.transformers import TransformersModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars drown the scripts' own output
     torch_device = resolve_device(device)
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):

@@ -1,0 +1,67 @@
+"""Greedy generation with SAE latents edited at one layer on every forward step (KV cache on).
+
+Each row of the batch has its own `LatentEdit`. With positions `all` the edit applies at every token of
+the prompt pass and at every generated token; with `last` only at the last prompt token, in the prompt
+pass (the authors' final steering version).
+
+nnsight pitfall (0.8.1) — Symptom: the generated ids come back undefined after an edit loop. Cause:
+generation stops early (newline stop string, EOS), so a loop over `tracer.iter[:n]` asks for steps that
+never run, and the statements after the loop in that invoke are silently skipped. Wrong: reading
+`tracer.result` after the loop in the same invoke. Right: loop over `tracer.iter[:]` in one invoke and read
+`tracer.result` in a second, empty invoke.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+from .errors import UsageError
+from .generation import STOP_STRINGS, pad_id, pad_left
+from .splice import EDIT_POSITIONS, BatchEdit, EditApplier, LatentEdit, check_splice, resolve_edit_impl
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+
+def edited_generate(model: "LoadedModel", sae: Any, layer: int, prompts: Sequence[Sequence[int]],
+                    edits: Sequence[LatentEdit], max_new_tokens: int, splice_mode: str = "lossless",
+                    positions: str = "all", impl: str = "auto") -> list[list[int]]:
+    """Greedy-decode each prompt with its edit applied at `layer`; returns each row's new token ids.
+
+    prompts: token id lists (left-padded into one batch); edits: one per prompt (may be empty).
+    In `reconstruct` mode the model runs on the SAE reconstruction and edits act on it.
+    """
+    if len(edits) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(edits)} edits")
+    check_splice(splice_mode)
+    if positions not in EDIT_POSITIONS:
+        raise UsageError(f"unknown --positions {positions!r}; use one of {', '.join(EDIT_POSITIONS)}")
+    impl = resolve_edit_impl(sae, impl, splice_mode)
+    applier = EditApplier(sae, BatchEdit.build(edits, model.device, sae.W_dec.dtype), impl, splice_mode)
+    pad = pad_id(model)
+    input_ids, attention_mask = pad_left(prompts, pad)
+    inputs = {"input_ids": input_ids.to(model.device), "attention_mask": attention_mask.to(model.device)}
+    module = model.layer(layer)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*was never reached.*")  # the early stop, by design
+        with torch.no_grad(), model.lm.generate(
+            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True, pad_token_id=pad,
+            stop_strings=list(STOP_STRINGS), tokenizer=model.tokenizer,
+        ) as tracer:
+            with tracer.invoke(inputs):
+                for step in tracer.iter[:]:
+                    # every step must touch the layer: a step that reads nothing leaves the loop waiting
+                    x = module.output
+                    if positions == "all":
+                        module.output = applier(x)
+                    elif step == 0:
+                        module.output = applier(x, slice(-1, None))
+                    elif splice_mode == "reconstruct":
+                        module.output = applier(x, slice(0, 0))
+            with tracer.invoke():
+                output = tracer.result.save()
+    new_tokens = output[:, input_ids.shape[1]:].tolist()
+    return [[t for t in row if t != pad] for row in new_tokens]

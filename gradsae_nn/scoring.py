@@ -1,0 +1,108 @@
+"""GradSAE and activation scores of SAE latents, from one nnsight trace per batch.
+
+GradSAE: `g_c = mean_n relu(∂T/∂h_{n,c} · h_{n,c})`; baseline: `g_c = mean_n h_{n,c}`, over the scored
+prompt positions `n` (the paper's N input tokens), for target `T` (see `targets`).
+
+Two ways to get `∂T/∂h`, equal for the lossless splice (tested):
+- `trace`: splice the SAE into the layer inside the trace, read `∂T/∂h` there.
+- `x-grad`: save only `x` and `∂T/∂x` at the layer; then `h = encode(x)` and `∂T/∂h = ∂T/∂x · W_decᵀ`
+  client-side. No SAE weights enter the trace — the path a remote server uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+from .errors import UsageError
+from .generation import pad_id
+from .splice import check_splice, splice
+from .targets import ScoringBatch, ScoringInput, build_batch, check_target, target_values
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+SCORING_METHODS = ("trace", "x-grad")
+
+
+@dataclass(frozen=True)
+class LatentScores:
+    """Scores of one example over all latents.
+
+    gradsae: `[d_sae]` mean over scored tokens of relu(∂T/∂h · h).
+    activation: `[d_sae]` mean over scored tokens of h (the paper's baseline).
+    n_tokens: number of scored prompt tokens N.
+    n_active_last: latents with h > 0 at the last prompt token (K = "50%" is half of this).
+    target: the value of the target T.
+    """
+
+    gradsae: torch.Tensor
+    activation: torch.Tensor
+    n_tokens: int
+    n_active_last: int
+    target: float
+
+
+def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, target: torch.Tensor
+                  ) -> list[LatentScores]:
+    """Per-row scores from `h`, `grad_h` `[batch, prompt_end, d_sae]` and `scored` `[batch, prompt_end]` bool."""
+    weights = scored.to(h.dtype)[..., None]
+    n = scored.sum(-1)
+    gradsae = (torch.relu(grad_h * h) * weights).sum(1) / n[:, None]
+    activation = (h * weights).sum(1) / n[:, None]
+    active_last = (h[:, -1] > 0).sum(-1)
+    return [LatentScores(gradsae[i].detach().cpu(), activation[i].detach().cpu(), int(n[i]), int(active_last[i]),
+                         float(target[i])) for i in range(h.shape[0])]
+
+
+def layer_grads(model: "LoadedModel", layer: int, batch: ScoringBatch, target: str, sae: Any = None,
+                splice_mode: str = "lossless") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward + backward; returns activations `a`, `∂T/∂a` (both `[batch, prompt_end, ·]`) and `T` `[batch]`.
+
+    With `sae`, the SAE is spliced into the layer and `a = h` `[.., d_sae]`. Without, `a = x` `[.., d_model]`,
+    the layer output itself; `requires_grad_(True)` is needed there because the model is frozen (and a
+    remote server freezes it regardless).
+    """
+    module = model.layer(layer)
+    with model.lm.trace(batch.model_inputs(model.device)):
+        if sae is None:
+            acts = module.output
+            acts.requires_grad_(True)
+        else:
+            module.output, acts = splice(sae, module.output, splice_mode)
+        values = target_values(model.lm.lm_head.output, batch, target)
+        (grad,) = torch.autograd.grad(values.sum(), acts)
+        acts_prompt = acts[:, : batch.prompt_end].detach().save()
+        grad_prompt = grad[:, : batch.prompt_end].save()
+        values = values.detach().save()
+    return acts_prompt, grad_prompt, values
+
+
+def latent_grads_from_x(sae: Any, x: torch.Tensor, grad_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`h = encode(x)` and `∂T/∂h = ∂T/∂x · W_decᵀ` (exact for the lossless splice: ∂x'/∂h = W_dec)."""
+    with torch.no_grad():
+        h = sae.encode(x)
+        grad_h = grad_x.to(sae.W_dec.dtype) @ sae.W_dec.T
+    return h, grad_h
+
+
+def score_examples(model: "LoadedModel", sae: Any, layer: int, examples: Sequence[ScoringInput],
+                   target: str = "answer-logprob", splice_mode: str = "lossless", method: str = "trace",
+                   include_first: bool = False) -> list[LatentScores]:
+    """Scores for each example, computed in one batched forward + backward."""
+    check_target(target)
+    check_splice(splice_mode)
+    if method not in SCORING_METHODS:
+        raise UsageError(f"unknown scoring method {method!r}; use one of {', '.join(SCORING_METHODS)}")
+    if method == "x-grad" and splice_mode != "lossless":
+        raise UsageError("the x-grad path is exact only for --splice lossless; use the trace method for reconstruct")
+    batch = build_batch(examples, pad_id=pad_id(model))
+    if method == "trace":
+        h, grad_h, values = layer_grads(model, layer, batch, target, sae=sae, splice_mode=splice_mode)
+    else:
+        x, grad_x, values = layer_grads(model, layer, batch, target)
+        h, grad_h = latent_grads_from_x(sae, x, grad_x)
+    scored = batch.scored_positions(include_first).to(h.device)
+    return reduce_scores(h.float(), grad_h.float(), scored, values)

@@ -1,0 +1,136 @@
+"""The SAE splice and latent edits at one residual-stream layer, as plain tensor functions.
+
+These run inside nnsight traces (local or remote) and inside the plain-PyTorch reference used by the
+tests; nothing here knows about nnsight.
+
+Splice modes (`--splice`):
+- `lossless` (default): `x' = x + (decode(h) − decode(h).detach())`. Forward values are exactly `x`, so
+  the model's logits are unchanged, while ∂/∂h flows through `decode`. (`x̂ + (x − x̂).detach()` is off by
+  ~3e-7 in fp32; `x̂ + (x − x̂)` gives zero gradient.)
+- `reconstruct`: `x' = decode(h)`: the model runs on the SAE reconstruction (the authors' code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from .errors import UsageError
+from .sae import SAESlice, is_sliceable, slice_sae
+
+SPLICE_MODES = ("lossless", "reconstruct")
+EDIT_IMPLS = ("auto", "sliced", "full")
+EDIT_POSITIONS = ("all", "last")
+
+
+def check_splice(mode: str) -> str:
+    if mode not in SPLICE_MODES:
+        raise UsageError(f"unknown --splice {mode!r}; use one of {', '.join(SPLICE_MODES)}")
+    return mode
+
+
+def splice(sae: Any, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode `x` `[..., d_in]` and return (`x'` to write back, `h` `[..., d_sae]`, a leaf that requires grad)."""
+    h = sae.encode(x).detach().requires_grad_(True)
+    recon = sae.decode(h).to(x.dtype)
+    if mode == "lossless":
+        return x + (recon - recon.detach()), h
+    return recon, h
+
+
+@dataclass(frozen=True)
+class LatentEdit:
+    """One example's edit: zero the latents `zero`, then set each latent in `inject` to its value.
+
+    Steering zeroes the example's own TopK and injects another question's TopK (ids with values); an
+    ablation only zeroes. An injected latent is zeroed first, so its final value is exactly the given one.
+    """
+
+    zero: tuple[int, ...] = ()
+    inject: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def latents(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys((*self.zero, *(i for i, _ in self.inject))))
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.zero and not self.inject
+
+
+@dataclass(frozen=True)
+class BatchEdit:
+    """The edits of a batch, over the union `U` of their latents.
+
+    latents: `[u]` ids of `U`; zero_mask: `[batch, u]`, 1 where a row removes that latent's own
+    contribution; inject: `[batch, u]`, the value a row sets it to (0 elsewhere).
+    """
+
+    latents: torch.Tensor
+    zero_mask: torch.Tensor
+    inject: torch.Tensor
+
+    @classmethod
+    def build(cls, edits: Sequence[LatentEdit], device: torch.device | str, dtype: torch.dtype) -> "BatchEdit":
+        union = list(dict.fromkeys(i for e in edits for i in e.latents))
+        column = {latent: j for j, latent in enumerate(union)}
+        zero_mask = torch.zeros(len(edits), len(union), dtype=dtype)
+        inject = torch.zeros(len(edits), len(union), dtype=dtype)
+        for row, edit in enumerate(edits):
+            for latent in edit.latents:
+                zero_mask[row, column[latent]] = 1.0
+            for latent, value in edit.inject:
+                inject[row, column[latent]] = value
+        return cls(torch.tensor(union, dtype=torch.long, device=device), zero_mask.to(device), inject.to(device))
+
+
+def resolve_edit_impl(sae: Any, impl: str, splice_mode: str) -> str:
+    """`auto` → `sliced` where exact (ReLU/JumpReLU, lossless), else `full`; refuses an impossible `sliced`."""
+    if impl not in EDIT_IMPLS:
+        raise UsageError(f"unknown --edit-impl {impl!r}; use one of {', '.join(EDIT_IMPLS)}")
+    if impl == "sliced" and splice_mode == "reconstruct":
+        raise UsageError("--edit-impl sliced edits the residual directly; with --splice reconstruct use --edit-impl full")
+    if impl == "sliced" and not is_sliceable(sae):
+        slice_sae(sae, [])  # raises the one-line explanation
+    if impl == "auto":
+        return "sliced" if is_sliceable(sae) and splice_mode == "lossless" else "full"
+    return impl
+
+
+class EditApplier:
+    """Applies a `BatchEdit` to residual activations `x` `[batch, seq, d_in]` at one layer.
+
+    sliced: `x' = x − (f_U(x) ⊙ zero_mask) W_dec[U] + inject W_dec[U]`, where `f_U` encodes only `U`'s rows.
+    For ReLU/JumpReLU SAEs this equals `decode(edit(encode(x))) + (x − decode(encode(x)))` (tested).
+    full: that right-hand side literally (lossless), or `decode(edit(encode(x)))` (reconstruct).
+    """
+
+    def __init__(self, sae: Any, edit: BatchEdit, impl: str, splice_mode: str) -> None:
+        self.sae, self.edit, self.impl, self.splice_mode = sae, edit, impl, splice_mode
+        self.slice: SAESlice | None = slice_sae(sae, edit.latents) if impl == "sliced" else None
+
+    def __call__(self, x: torch.Tensor, positions: slice = slice(None)) -> torch.Tensor:
+        """Edited copy of `x`: columns `positions` edited; the others unchanged (lossless) or
+        reconstructed (reconstruct: the model always runs on the SAE's output)."""
+        if self.splice_mode == "reconstruct":
+            out = self.sae.decode(self.sae.encode(x)).to(x.dtype)
+        else:
+            out = x.clone()
+        out[:, positions] = self._edit(x[:, positions])
+        return out
+
+    def _edit(self, x: torch.Tensor) -> torch.Tensor:
+        edit = self.edit
+        if self.slice is not None:
+            f = self.slice.encode(x)                                      # [batch, seq, u]
+            delta = (edit.inject[:, None, :] - f * edit.zero_mask[:, None, :]) @ self.slice.W_dec
+            return x + delta.to(x.dtype)
+        h = self.sae.encode(x)                                            # [batch, seq, d_sae]
+        edited = h.clone()
+        edited[..., edit.latents] = h[..., edit.latents] * (1 - edit.zero_mask[:, None, :]) + edit.inject[:, None, :]
+        out = self.sae.decode(edited)
+        if self.splice_mode == "lossless":
+            out = out + (x - self.sae.decode(h))
+        return out.to(x.dtype)

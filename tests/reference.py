@@ -1,0 +1,107 @@
+"""Independent plain-PyTorch implementations of GradSAE scoring and latent edits, for the tests.
+
+Written without nnsight or any gradsae_nn scoring/editing code: forward hooks on the HF module, one
+unpadded example at a time, `torch.autograd.grad`, and HF `generate`. The SAE is used only through its
+raw weights (`W_enc`, `b_enc`, `W_dec`, `b_dec`, `threshold`), so an error in SAELens-facing code of the
+package would not cancel out here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def sae_encode(sae, x):
+    pre = (x - sae.b_dec * float(sae.cfg.apply_b_dec_to_input)) @ sae.W_enc + sae.b_enc
+    acts = torch.relu(pre)
+    if sae.cfg.architecture() == "jumprelu":
+        acts = acts * (pre > sae.threshold)
+    return acts
+
+
+def sae_decode(sae, h):
+    return h @ sae.W_dec + sae.b_dec
+
+
+def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answer-logprob", include_first=False):
+    """(gradsae [d_sae], activation [d_sae], target value) for one example, by hooks + autograd."""
+    store = {}
+
+    def hook(_module, _inputs, output):
+        x = output[0] if isinstance(output, tuple) else output
+        h = sae_encode(sae, x).detach().requires_grad_(True)
+        recon = sae_decode(sae, h)
+        store["h"] = h
+        return x + (recon - recon.detach())
+
+    handle = hf_model.model.layers[layer].register_forward_hook(hook)
+    try:
+        ids = torch.tensor([list(prompt_ids) + list(answer_ids)])
+        logits = hf_model(ids).logits[0]
+    finally:
+        handle.remove()
+    p = len(prompt_ids)
+    logp = torch.stack([logits[p - 1 + j].log_softmax(-1)[tok] for j, tok in enumerate(answer_ids)])
+    value = {"answer-logprob": logp.sum(), "answer-prob": logp.sum().exp(),
+             "first-token-prob": logp[0].exp()}[target]
+    (grad,) = torch.autograd.grad(value, store["h"])
+    start = 0 if include_first else 1
+    h = store["h"][0, start:p].detach()
+    g = grad[0, start:p]
+    return torch.relu(g * h).mean(0), h.mean(0), float(value.detach())
+
+
+def reference_edit(sae, x, zero, inject):
+    """`decode(edit(encode(x))) + (x − decode(encode(x)))` with latents `zero` zeroed and `inject` set."""
+    h = sae_encode(sae, x)
+    edited = h.clone()
+    for latent in zero:
+        edited[..., latent] = 0.0
+    for latent, value in inject:
+        edited[..., latent] = value
+    return sae_decode(sae, edited) + (x - sae_decode(sae, h))
+
+
+def reference_sliced_edit(sae, x, zero, inject):
+    """The same edit from only the edited latents' rows: `x − Σ f_c(x) W_dec[c] + Σ v_j W_dec[j]`."""
+    out = x.clone()
+    for latent in dict.fromkeys([*zero, *(i for i, _ in inject)]):
+        pre = (x - sae.b_dec * float(sae.cfg.apply_b_dec_to_input)) @ sae.W_enc[:, latent] + sae.b_enc[latent]
+        f = torch.relu(pre)
+        if sae.cfg.architecture() == "jumprelu":
+            f = f * (pre > sae.threshold[latent])
+        out = out - f[..., None] * sae.W_dec[latent]
+    for latent, value in inject:
+        out = out + value * sae.W_dec[latent]
+    return out
+
+
+def reference_generate(hf_model, tokenizer, sae, layer, prompt_ids, zero=(), inject=(), max_new_tokens=12,
+                       positions="all", sliced=True):
+    """HF greedy generate (KV cache on) with a forward hook editing the layer on every call."""
+    edit = reference_sliced_edit if sliced else reference_edit
+    calls = {"n": 0}
+
+    def hook(_module, _inputs, output):
+        x = output[0] if isinstance(output, tuple) else output
+        first = calls["n"] == 0
+        calls["n"] += 1
+        if not zero and not inject:
+            return None
+        if positions == "all":
+            return edit(sae, x, zero, inject)
+        if first:
+            x = x.clone()
+            x[:, -1:] = edit(sae, x[:, -1:], zero, inject)
+            return x
+        return None
+
+    handle = hf_model.model.layers[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            out = hf_model.generate(torch.tensor([list(prompt_ids)]), max_new_tokens=max_new_tokens,
+                                    do_sample=False, use_cache=True, stop_strings=["\n"], tokenizer=tokenizer,
+                                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    finally:
+        handle.remove()
+    return out[0, len(prompt_ids):].tolist()
