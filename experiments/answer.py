@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None = None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(parser)
     parser.add_argument("--prompt", default=None, choices=sorted(PROMPTS),
-                        help="prompt template (default: the measured best for the model's style: chat-span-2shot "
-                             "for instruct models, fewshot-2shot for base models)")
+                        help="prompt template (default: the measured best for the model's style: chat-span-3shot "
+                             "for instruct models, fewshot-3shot for base models)")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="greedy tokens per answer (default: 16)")
     parser.add_argument("--correct-f1", type=float, default=None,
                         help="count an answer correct when F1 >= this (the authors' code used 0.9); default EM = 1")

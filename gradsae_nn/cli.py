@@ -49,6 +49,29 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="prompts per batch (left-padded; predictions do not depend on it) (default: %(default)s)")
 
 
+def add_method_args(parser: argparse.ArgumentParser) -> None:
+    """--layer --sae --splice --target --include-bos --edit-impl: how latents are scored and edited."""
+    from .splice import EDIT_IMPLS, SPLICE_MODES
+    from .targets import TARGETS
+
+    parser.add_argument("--layer", type=int, default=None,
+                        help="residual-stream layer the SAE is spliced into (default: the model's default SAE layer)")
+    parser.add_argument("--sae", default=None,
+                        help="shipped SAE name (e.g. smollm2-135m-it/L15), a SAELens SAE folder, or release:sae_id "
+                             "(SAELens registry; needs the hub)")
+    parser.add_argument("--splice", default="lossless", choices=SPLICE_MODES,
+                        help="lossless: model outputs unchanged, gradients reach the latents (default); "
+                             "reconstruct: the model runs on the SAE reconstruction (the authors' code)")
+    parser.add_argument("--target", default="answer-logprob", choices=TARGETS,
+                        help="p(Y|H) whose gradient scores latents: teacher-forced log-prob of the model's own greedy "
+                             "answer (default), its probability, or the first answer token's probability")
+    parser.add_argument("--include-bos", action="store_true",
+                        help="also score the first prompt token (an attention sink with ~100x the residual norm)")
+    parser.add_argument("--edit-impl", default="auto", choices=EDIT_IMPLS,
+                        help="sliced: only the edited latents' rows (ReLU/JumpReLU); full: whole encode/decode "
+                             "(any SAE, needed for TopK); auto picks sliced where exact (default)")
+
+
 def run(main: Callable[[], int | None]) -> None:
     """Run a script's main: a `UsageError` becomes one line on stderr and exit 2; Ctrl-C exits 130."""
     try:

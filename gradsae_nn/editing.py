@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from .errors import UsageError
-from .generation import STOP_STRINGS, pad_id, pad_left
+from .generation import generate_kwargs, pad_id, pad_left
 from .splice import EDIT_POSITIONS, BatchEdit, EditApplier, LatentEdit, check_splice, resolve_edit_impl
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def edited_generate(model: "LoadedModel", sae: Any, layer: int, prompts: Sequence[Sequence[int]],
                     edits: Sequence[LatentEdit], max_new_tokens: int, splice_mode: str = "lossless",
-                    positions: str = "all", impl: str = "auto") -> list[list[int]]:
+                    positions: str = "all", impl: str = "auto", stop_at_newline: bool = True) -> list[list[int]]:
     """Greedy-decode each prompt with its edit applied at `layer`; returns each row's new token ids.
 
     prompts: token id lists (left-padded into one batch); edits: one per prompt (may be empty).
@@ -47,10 +47,7 @@ def edited_generate(model: "LoadedModel", sae: Any, layer: int, prompts: Sequenc
     module = model.layer(layer)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*was never reached.*")  # the early stop, by design
-        with torch.no_grad(), model.lm.generate(
-            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True, pad_token_id=pad,
-            stop_strings=list(STOP_STRINGS), tokenizer=model.tokenizer,
-        ) as tracer:
+        with torch.no_grad(), model.lm.generate(**generate_kwargs(model, max_new_tokens, stop_at_newline)) as tracer:
             with tracer.invoke(inputs):
                 for step in tracer.iter[:]:
                     # every step must touch the layer: a step that reads nothing leaves the loop waiting

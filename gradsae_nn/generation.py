@@ -35,7 +35,19 @@ def pad_id(model: "LoadedModel") -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
+def generate_kwargs(model: "LoadedModel", max_new_tokens: int, stop_at_newline: bool = True) -> dict:
+    """Greedy decoding with the KV cache; `stop_at_newline=False` forces exactly `max_new_tokens` (benchmarks)."""
+    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1, "use_cache": True,
+              "pad_token_id": pad_id(model)}
+    if stop_at_newline:
+        kwargs.update(stop_strings=list(STOP_STRINGS), tokenizer=model.tokenizer)
+    else:
+        kwargs.update(min_new_tokens=max_new_tokens)
+    return kwargs
+
+
+def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                    stop_at_newline: bool = True) -> list[list[int]]:
     """Greedy-decode every prompt (KV cache on) and return each row's new token ids (pads removed).
 
     prompts: token id lists of any lengths; they are left-padded into one batch.
@@ -43,10 +55,8 @@ def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_
     pad = pad_id(model)
     input_ids, attention_mask = pad_left(prompts, pad)
     inputs = {"input_ids": input_ids.to(model.device), "attention_mask": attention_mask.to(model.device)}
-    with torch.no_grad(), model.lm.generate(
-        inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
-        pad_token_id=pad, stop_strings=list(STOP_STRINGS), tokenizer=model.tokenizer,
-    ) as tracer:
+    with torch.no_grad(), model.lm.generate(inputs, **generate_kwargs(model, max_new_tokens, stop_at_newline)
+                                            ) as tracer:
         output = tracer.result.save()
     new_tokens = output[:, input_ids.shape[1]:].tolist()
     return [[t for t in row if t != pad] for row in new_tokens]

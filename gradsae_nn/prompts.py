@@ -93,7 +93,7 @@ PROMPTS: dict[str, PromptTemplate] = {
 }
 
 # Chosen by measurement on 300 dev questions (README, "Prompts"); `--prompt` overrides.
-DEFAULT_PROMPT = {"chat": "chat-span-2shot", "few-shot": "fewshot-2shot"}
+DEFAULT_PROMPT = {"chat": "chat-span-3shot", "few-shot": "fewshot-3shot"}
 
 
 def get_template(name: str | None, model: "LoadedModel") -> PromptTemplate:

@@ -18,7 +18,7 @@ import torch
 
 from .errors import UsageError
 from .generation import pad_id
-from .splice import check_splice, splice
+from .splice import BatchEdit, EditApplier, LatentEdit, check_splice, resolve_edit_impl, splice
 from .targets import ScoringBatch, ScoringInput, build_batch, check_target, target_values
 
 if TYPE_CHECKING:
@@ -106,3 +106,21 @@ def score_examples(model: "LoadedModel", sae: Any, layer: int, examples: Sequenc
         h, grad_h = latent_grads_from_x(sae, x, grad_x)
     scored = batch.scored_positions(include_first).to(h.device)
     return reduce_scores(h.float(), grad_h.float(), scored, values)
+
+
+def edited_targets(model: "LoadedModel", sae: Any, layer: int, examples: Sequence[ScoringInput],
+                   edits: Sequence[LatentEdit], target: str = "answer-logprob", splice_mode: str = "lossless",
+                   impl: str = "auto") -> torch.Tensor:
+    """`[batch]` target of each example with its edit applied at every position (teacher-forced, no grad).
+
+    The exact counterpart of a GradSAE score: zeroing latent c changes T by about −Σ_n ∂T/∂h_{n,c}·h_{n,c}.
+    """
+    check_target(target)
+    batch = build_batch(examples, pad_id=pad_id(model))
+    applier = EditApplier(sae, BatchEdit.build(edits, model.device, sae.W_dec.dtype),
+                          resolve_edit_impl(sae, impl, splice_mode), splice_mode)
+    module = model.layer(layer)
+    with torch.no_grad(), model.lm.trace(batch.model_inputs(model.device)):
+        module.output = applier(module.output)
+        values = target_values(model.lm.lm_head.output, batch, target).save()
+    return values

@@ -106,13 +106,14 @@ def test_sliced_edit_equals_full_and_reference(sae, resid_std):
     assert not torch.allclose(sliced, x, atol=1e-3)  # the edit did something
 
 
-def _strong_edit(smollm, sae, ex, k=40):
-    """Zero the k most active latents at the last prompt token; inject two others."""
+def _strong_edits(smollm, sae, ex, k=40):
+    """Ablate the k most active latents; steer (zero 10, inject 2); inject two latents very strongly."""
     with torch.no_grad(), smollm.lm.trace(torch.tensor([list(ex.prompt_ids)])):
         x = smollm.layer(LAYER).output.save()
     h = sae.encode(x)[0].mean(0)
     top = torch.argsort(h, descending=True)[:k].tolist()
-    return LatentEdit(zero=tuple(top)), LatentEdit(zero=tuple(top[:10]), inject=((top[-1], 25.0), (5, 30.0)))
+    return (LatentEdit(zero=tuple(top)), LatentEdit(zero=tuple(top[:10]), inject=((top[-1], 25.0), (5, 30.0))),
+            LatentEdit(inject=((top[0], 400.0), (top[1], 400.0))))
 
 
 @pytest.mark.parametrize("positions", ["all", "last"])
@@ -120,12 +121,13 @@ def test_edited_generate_equals_plain_hooks(smollm, sae, examples, positions):
     hf, tok = smollm.lm._module, smollm.tokenizer
     ex = examples[2]
     plain = greedy_generate(smollm, [list(ex.prompt_ids)], 12)[0]
-    for edit in _strong_edit(smollm, sae, ex):
+    changed = 0
+    for edit in _strong_edits(smollm, sae, ex):
         ours = edited_generate(smollm, sae, LAYER, [list(ex.prompt_ids)], [edit], 12, positions=positions)[0]
         ref = reference_generate(hf, tok, sae, LAYER, ex.prompt_ids, edit.zero, edit.inject, 12, positions=positions)
         assert ours == ref
-    steered = edited_generate(smollm, sae, LAYER, [list(ex.prompt_ids)], [_strong_edit(smollm, sae, ex)[1]], 12)
-    assert steered[0] != plain  # the steering edit changes the output, so equality above means something
+        changed += ours != plain
+    assert changed >= 1  # some edit changes the output, so the equalities above mean something
 
 
 def test_empty_edit_equals_unedited_generate(smollm, sae, examples):
@@ -135,7 +137,7 @@ def test_empty_edit_equals_unedited_generate(smollm, sae, examples):
 
 def test_batched_edits_equal_single(smollm, sae, examples):
     prompts = [list(ex.prompt_ids) for ex in examples]
-    edits = [_strong_edit(smollm, sae, ex)[i % 2] for i, ex in enumerate(examples)]
+    edits = [_strong_edits(smollm, sae, ex)[i % 3] for i, ex in enumerate(examples)]
     batched = edited_generate(smollm, sae, LAYER, prompts, edits, 12)
     single = [edited_generate(smollm, sae, LAYER, [p], [e], 12)[0] for p, e in zip(prompts, edits)]
     assert batched == single
@@ -158,3 +160,21 @@ def test_pairing_checks(smollm, resid_std):
         check_pairing(make_sae("standard", d_in=576, layer=LAYER), smollm, 9)
     with pytest.raises(UsageError, match="out of range"):
         check_pairing(make_sae("standard", d_in=576, layer=LAYER), smollm, 31)
+
+
+def test_gradsae_ranks_latents_like_exact_ablation(smollm, sae, examples):
+    """First-order sanity: over each example's 20 highest-scoring latents, the exact drop of the target when
+    one latent is zeroed at every token is positively rank-correlated with its GradSAE score."""
+    from scipy.stats import spearmanr
+
+    from gradsae_nn.scoring import edited_targets
+
+    rhos = []
+    for ex in examples:
+        scores = score_examples(smollm, sae, LAYER, [ex])[0]
+        top = torch.argsort(scores.gradsae, descending=True)[:20].tolist()
+        edited = edited_targets(smollm, sae, LAYER, [ex] * len(top), [LatentEdit(zero=(c,)) for c in top])
+        drop = scores.target - edited
+        rhos.append(float(spearmanr(scores.gradsae[top].numpy(), drop.numpy()).statistic))
+    print(f"Spearman(GradSAE score, exact ablation effect) per example: {[round(r, 3) for r in rhos]}")
+    assert sum(rhos) / len(rhos) > 0.3 and min(rhos) > 0, rhos

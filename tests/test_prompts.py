@@ -11,11 +11,11 @@ pytestmark = pytest.mark.slow
 def test_chat_prompt_structure(smollm, dev_examples):
     ex = dev_examples[0]
     template = get_template(None, smollm)
-    assert template.name == "chat-span-2shot"
+    assert template.name == "chat-span-3shot"
     text = smollm.tokenizer.decode(prompt_ids(smollm, template, ex))
-    assert text.count("<|im_start|>user") == 3                 # two demonstrations + the question
-    assert text.count("<|im_start|>assistant") == 3
-    assert SHOTS[0].answer in text and SHOTS[1].answer in text and SHOTS[2].answer not in text
+    assert text.count("<|im_start|>user") == 4                 # three demonstrations + the question
+    assert text.count("<|im_start|>assistant") == 4
+    assert all(shot.answer in text for shot in SHOTS)
     assert text.count(ex.question) == 2                        # asked before and after the context
     assert ex.context in text
     assert text.endswith("<|im_start|>assistant\n")            # generation starts the answer turn
@@ -31,13 +31,13 @@ def test_chat_prompt_has_no_doubled_special_tokens(smollm, dev_examples):
 def test_fewshot_prompt_starts_with_bos(gemma, dev_examples):
     ex = dev_examples[0]
     template = get_template(None, gemma)
-    assert template.name == "fewshot-2shot"
+    assert template.name == "fewshot-3shot"
     ids = prompt_ids(gemma, template, ex)
     assert ids[0] == gemma.tokenizer.bos_token_id == 2
     assert ids.count(2) == 1
     text = gemma.tokenizer.decode(ids[1:])
     assert text.endswith(f"Question: {ex.question}\nAnswer:")
-    assert text.count("\nAnswer: ") == 2
+    assert text.count("\nAnswer: ") == 3
 
 
 def test_unknown_prompt_and_style_mismatch(smollm, gemma):
