@@ -71,11 +71,13 @@ def freeze(sae: Any) -> Any:
     return sae
 
 
-def load_sae(spec: str, model: "LoadedModel", layer: int, device: torch.device | str | None = None) -> Any:
+def load_sae(spec: str, model: "LoadedModel", layer: int, device: torch.device | str | None = None,
+             dtype: str = "float32") -> Any:
     """Load an SAE and check it fits `model` at `layer`.
 
     spec: a shipped name (`smollm2-135m-it/L15`), a directory with `cfg.json` + `sae_weights.safetensors`
         (`SAE.load_from_disk`), or `release:sae_id` for SAELens' pretrained registry (needs the hub).
+    dtype: compute dtype; shipped SAEs are stored in fp16 and upcast here.
     """
     from sae_lens import SAE
 
@@ -83,15 +85,15 @@ def load_sae(spec: str, model: "LoadedModel", layer: int, device: torch.device |
     shipped = shipped_sae_root() / spec
     path = Path(spec).expanduser()
     if spec in shipped_sae_names():
-        sae = SAE.load_from_disk(shipped, device=device)
+        sae = SAE.load_from_disk(shipped, device=device, dtype=dtype)
     elif path.is_dir():
         if not (path / "cfg.json").is_file():
             raise UsageError(f"{path} has no cfg.json; pass a SAELens SAE folder (cfg.json + sae_weights.safetensors)")
-        sae = SAE.load_from_disk(path, device=device)
+        sae = SAE.load_from_disk(path, device=device, dtype=dtype)
     elif ":" in spec:
         release, sae_id = spec.split(":", 1)
         try:
-            sae = SAE.from_pretrained(release, sae_id, device=device)
+            sae = SAE.from_pretrained(release, sae_id, device=device, dtype=dtype)
         except Exception as exc:  # noqa: BLE001 - SAELens raises many types; all mean "cannot fetch this"
             raise UsageError(f"could not load SAE {spec!r} from SAELens' registry ({str(exc).splitlines()[0]}); "
                              f"offline, use one of: {', '.join(shipped_sae_names()) or 'a local SAE folder'}") from None

@@ -1,0 +1,188 @@
+"""Train SAEs for the embedded models with SAELens' `SAETrainer`, fed by our own activation iterator.
+
+Activations are collected with an nnsight trace stopped right after the deepest requested layer (several
+layers in one pass), stored in fp16, and exclude position 0: the first token is an attention sink whose
+residual norm (~22,000 on SmolLM2 vs ~175 elsewhere) would dominate the loss and inflate explained
+variance. Inputs are scaled to an expected norm of sqrt(d_in) during training
+(`normalize_activations="expected_average_only_in"`); SAELens folds that scale into the weights at the
+end, so the shipped SAE takes raw residuals and has no run-time normalisation (and stays sliceable).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+
+from .errors import UsageError
+from .progress import make_progress
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+ARCHITECTURES = ("standard", "jumprelu")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained SAE (recorded next to its weights)."""
+
+    model: str
+    layer: int
+    width: int
+    architecture: str
+    tokens: int
+    corpus: str
+    corpus_sha256: str
+    context_size: int = 128
+    batch_size: int = 4096
+    lr: float = 4e-4
+    l1_coefficient: float = 5.0
+    jumprelu_sparsity_coefficient: float = 5.0
+    seed: int = 0
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_TEXT_SUFFIXES = (".json", ".jsonl", ".gz", ".txt")
+
+
+def check_corpus(corpus: str) -> None:
+    """Refuse a corpus that looks like a file path but is not a file (a hub dataset name is left to `datasets`)."""
+    path = Path(corpus).expanduser()
+    looks_like_path = corpus.startswith(("/", ".", "~")) or path.suffix in _TEXT_SUFFIXES
+    if not path.is_file() and (looks_like_path or "/" not in corpus):
+        raise UsageError(f"corpus {corpus!r} not found; pass a .jsonl(.gz)/.txt file or a Hugging Face dataset name")
+
+
+def corpus_texts(corpus: str) -> Iterator[str]:
+    """Paragraphs of a corpus: a `.jsonl[.gz]` of `{"context": ...}` or `{"text": ...}` lines, a `.txt` file
+    (one paragraph per line), or a Hugging Face dataset name with a `text` column (online)."""
+    path = Path(corpus).expanduser()
+    if path.is_file():
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                if ".jsonl" in path.name:
+                    record = json.loads(line)
+                    text = record.get("context") or record.get("text")
+                    if text is None:
+                        raise UsageError(f"{path}: JSONL lines need a 'context' or 'text' field")
+                    yield text
+                else:
+                    yield line.rstrip("\n")
+        return
+    check_corpus(corpus)
+    from datasets import load_dataset
+
+    for row in load_dataset(corpus, split="train", streaming=True):
+        yield row["text"]
+
+
+def _token_windows(model: "LoadedModel", texts: Iterator[str], context_size: int) -> Iterator[list[int]]:
+    """Token windows of at most `context_size`, each starting with BOS where the family uses one."""
+    tokenizer = model.tokenizer
+    bos = [tokenizer.bos_token_id] if model.family.needs_bos and tokenizer.bos_token_id is not None else []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        step = context_size - len(bos)
+        for start in range(0, len(ids), step):
+            window = bos + ids[start:start + step]
+            if len(window) > len(bos) + 1:
+                yield window
+
+
+def collect_activations(model: "LoadedModel", layers: list[int], texts: Iterator[str], n_tokens: int,
+                        context_size: int = 128, batch_size: int = 16) -> dict[int, torch.Tensor]:
+    """Residual activations `[n_tokens, d_model]` (fp16) per layer, position 0 of every window excluded."""
+    from .generation import pad_id
+    from .targets import build_batch, ScoringInput  # the same left-padded layout and position ids
+
+    store = {layer: torch.empty(n_tokens, model.d_model, dtype=torch.float16) for layer in layers}
+    filled = 0
+    windows = _token_windows(model, texts, context_size)
+    with make_progress() as progress:
+        task = progress.add_task(f"activations L{','.join(map(str, layers))}", total=n_tokens)
+        while filled < n_tokens:
+            chunk = [w for _, w in zip(range(batch_size), windows)]
+            if not chunk:
+                raise UsageError(f"the corpus ran out after {filled} tokens; ask for fewer --tokens")
+            batch = build_batch([ScoringInput(tuple(w[:-1]), tuple(w[-1:])) for w in chunk], pad_id(model))
+            keep = batch.attention_mask.bool()
+            keep[torch.arange(len(chunk)), batch.prompt_start] = False      # position 0 of each window
+            saved = {}
+            with torch.no_grad(), model.lm.trace(batch.model_inputs(model.device)) as tracer:
+                for layer in sorted(layers):
+                    saved[layer] = model.layer(layer).output.save()
+                tracer.stop()                                               # skip the layers above the deepest
+            n = min(int(keep.sum()), n_tokens - filled)
+            for layer in layers:
+                store[layer][filled:filled + n] = saved[layer][keep][:n].to(torch.float16).cpu()
+            filled += n
+            progress.update(task, completed=filled)
+    return store
+
+
+def activation_batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless fp32 batches `[batch_size, d]` from `acts`, reshuffled every epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(acts.shape[0], generator=generator)
+        for start in range(0, acts.shape[0] - batch_size + 1, batch_size):
+            yield acts[order[start:start + batch_size]].float()
+
+
+def train_sae(acts: torch.Tensor, cfg: TrainConfig, hook_name: str) -> Any:
+    """Train an SAE on `acts` `[n, d_in]` with SAELens and return it as an inference SAE (weights folded)."""
+    from sae_lens import SAE
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+    from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    if cfg.architecture not in ARCHITECTURES:
+        raise UsageError(f"unknown --architecture {cfg.architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+    torch.manual_seed(cfg.seed)
+    metadata = SAEMetadata(model_name=cfg.model, hook_name=hook_name, context_size=cfg.context_size)
+    common = dict(d_in=acts.shape[1], d_sae=cfg.width, normalize_activations="expected_average_only_in",
+                  metadata=metadata)
+    if cfg.architecture == "standard":
+        sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=cfg.l1_coefficient,
+                                                            l1_warm_up_steps=_warmup(cfg), **common))
+    else:
+        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(l0_coefficient=cfg.jumprelu_sparsity_coefficient,
+                                                            l0_warm_up_steps=_warmup(cfg), **common))
+    trainer_cfg = SAETrainerConfig(total_training_samples=cfg.tokens, train_batch_size_samples=cfg.batch_size,
+                                   lr=cfg.lr, lr_end=cfg.lr / 10, lr_warm_up_steps=max(1, _warmup(cfg) // 2),
+                                   lr_decay_steps=max(1, cfg.tokens // cfg.batch_size // 5),
+                                   n_batches_for_norm_estimate=min(100, acts.shape[0] // cfg.batch_size),
+                                   device="cpu")
+    trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=activation_batches(acts, cfg.batch_size, cfg.seed))
+    trained = trainer.fit()
+    with tempfile.TemporaryDirectory() as tmp:  # SAELens' own training → inference conversion
+        trained.save_inference_model(tmp)
+        inference = SAE.load_from_disk(tmp)
+    return inference.requires_grad_(False)
+
+
+def _warmup(cfg: TrainConfig) -> int:
+    return max(1, cfg.tokens // cfg.batch_size // 20)
+
+
+def config_record(cfg: TrainConfig) -> dict:
+    return asdict(cfg)
