@@ -11,7 +11,7 @@ from conftest import make_sae
 from gradsae_nn.editing import edited_generate
 from gradsae_nn.errors import UsageError
 from gradsae_nn.generation import greedy_generate
-from gradsae_nn.sae import check_pairing, slice_sae
+from gradsae_nn.sae import check_pairing, hook_layer, load_sae, shipped_sae_names, slice_sae
 from gradsae_nn.scoring import score_examples
 from gradsae_nn.splice import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl, splice
 from gradsae_nn.targets import TARGETS, ScoringInput
@@ -32,9 +32,20 @@ def resid_std(smollm):
     return float(x[0, 1:].std())
 
 
-@pytest.fixture(scope="module", params=["standard", "jumprelu"])
-def sae(request, resid_std):
+SHIPPED = [name for name in shipped_sae_names() if name.startswith("smollm2-135m-it/")]
+
+
+@pytest.fixture(scope="module", params=["standard", "jumprelu", *SHIPPED])
+def sae(request, smollm, resid_std):
+    """Random ReLU and JumpReLU SAEs at layer 6, plus every shipped (trained) SmolLM2 SAE at its own layer."""
+    if request.param in SHIPPED:
+        return load_sae(request.param, smollm, int(request.param.split("/L")[1]))
     return make_sae(request.param, d_in=576, layer=LAYER, resid_std=resid_std)
+
+
+@pytest.fixture(scope="module")
+def layer(sae):
+    return hook_layer(sae)
 
 
 @pytest.fixture(scope="module")
@@ -45,34 +56,34 @@ def examples(smollm):
             for p, a in zip(PROMPTS, ANSWERS)]
 
 
-def test_lossless_splice_leaves_logits_identical(smollm, sae, examples):
+def test_lossless_splice_leaves_logits_identical(smollm, sae, layer, examples):
     ids = torch.tensor([list(examples[0].prompt_ids)])
     with torch.no_grad():
         clean = smollm.lm._module(ids).logits
     with smollm.lm.trace(ids):
-        module = smollm.layer(LAYER)
+        module = smollm.layer(layer)
         module.output, h = splice(sae, module.output, "lossless")
         spliced = smollm.lm.lm_head.output.save()
     assert (spliced - clean).abs().max().item() <= 1e-6
 
 
-def test_reconstruct_splice_changes_logits(smollm, sae, examples):
+def test_reconstruct_splice_changes_logits(smollm, sae, layer, examples):
     ids = torch.tensor([list(examples[0].prompt_ids)])
     with torch.no_grad():
         clean = smollm.lm._module(ids).logits
     with torch.no_grad(), smollm.lm.trace(ids):
-        module = smollm.layer(LAYER)
+        module = smollm.layer(layer)
         module.output, _ = splice(sae, module.output, "reconstruct")
         recon = smollm.lm.lm_head.output.save()
     assert (recon - clean).abs().max().item() > 1e-2
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_scores_equal_plain_autograd(smollm, sae, examples, target):
+def test_scores_equal_plain_autograd(smollm, sae, layer, examples, target):
     hf = smollm.lm._module
-    batched = score_examples(smollm, sae, LAYER, examples, target=target)
+    batched = score_examples(smollm, sae, layer, examples, target=target)
     for ex, got in zip(examples, batched):
-        grad_ref, act_ref, value = reference_scores(hf, sae, LAYER, ex.prompt_ids, ex.answer_ids, target)
+        grad_ref, act_ref, value = reference_scores(hf, sae, layer, ex.prompt_ids, ex.answer_ids, target)
         assert got.target == pytest.approx(value, rel=1e-5)
         assert got.gradsae.max() > 0
         rel = (got.gradsae - grad_ref).norm() / grad_ref.norm()
@@ -81,18 +92,18 @@ def test_scores_equal_plain_autograd(smollm, sae, examples, target):
         assert got.n_tokens == len(ex.prompt_ids) - 1
 
 
-def test_batch_equals_single_and_xgrad_equals_trace(smollm, sae, examples):
-    batched = score_examples(smollm, sae, LAYER, examples)
-    via_x = score_examples(smollm, sae, LAYER, examples, method="x-grad")
+def test_batch_equals_single_and_xgrad_equals_trace(smollm, sae, layer, examples):
+    batched = score_examples(smollm, sae, layer, examples)
+    via_x = score_examples(smollm, sae, layer, examples, method="x-grad")
     for i, ex in enumerate(examples):
-        single = score_examples(smollm, sae, LAYER, [ex])[0]
+        single = score_examples(smollm, sae, layer, [ex])[0]
         for other in (batched[i], via_x[i]):
             assert (other.gradsae - single.gradsae).abs().max() <= 1e-4 * single.gradsae.abs().max()
             assert (other.activation - single.activation).abs().max() <= 1e-4 * single.activation.abs().max()
             assert other.n_active_last == single.n_active_last
 
 
-def test_sliced_edit_equals_full_and_reference(sae, resid_std):
+def test_sliced_edit_equals_full_and_reference(sae, layer, resid_std):
     x = torch.randn(2, 5, 576) * resid_std
     edits = [LatentEdit(zero=(3, 10, 500)), LatentEdit(zero=(7,), inject=((10, 4.0), (11, 2.5)))]
     batch = BatchEdit.build(edits, "cpu", torch.float32)
@@ -106,10 +117,10 @@ def test_sliced_edit_equals_full_and_reference(sae, resid_std):
     assert not torch.allclose(sliced, x, atol=1e-3)  # the edit did something
 
 
-def _strong_edits(smollm, sae, ex, k=40):
+def _strong_edits(smollm, sae, layer, ex, k=40):
     """Ablate the k most active latents; steer (zero 10, inject 2); inject two latents very strongly."""
     with torch.no_grad(), smollm.lm.trace(torch.tensor([list(ex.prompt_ids)])):
-        x = smollm.layer(LAYER).output.save()
+        x = smollm.layer(layer).output.save()
     h = sae.encode(x)[0].mean(0)
     top = torch.argsort(h, descending=True)[:k].tolist()
     return (LatentEdit(zero=tuple(top)), LatentEdit(zero=tuple(top[:10]), inject=((top[-1], 25.0), (5, 30.0))),
@@ -117,29 +128,29 @@ def _strong_edits(smollm, sae, ex, k=40):
 
 
 @pytest.mark.parametrize("positions", ["all", "last"])
-def test_edited_generate_equals_plain_hooks(smollm, sae, examples, positions):
+def test_edited_generate_equals_plain_hooks(smollm, sae, layer, examples, positions):
     hf, tok = smollm.lm._module, smollm.tokenizer
     ex = examples[2]
     plain = greedy_generate(smollm, [list(ex.prompt_ids)], 12)[0]
     changed = 0
-    for edit in _strong_edits(smollm, sae, ex):
-        ours = edited_generate(smollm, sae, LAYER, [list(ex.prompt_ids)], [edit], 12, positions=positions)[0]
-        ref = reference_generate(hf, tok, sae, LAYER, ex.prompt_ids, edit.zero, edit.inject, 12, positions=positions)
+    for edit in _strong_edits(smollm, sae, layer, ex):
+        ours = edited_generate(smollm, sae, layer, [list(ex.prompt_ids)], [edit], 12, positions=positions)[0]
+        ref = reference_generate(hf, tok, sae, layer, ex.prompt_ids, edit.zero, edit.inject, 12, positions=positions)
         assert ours == ref
         changed += ours != plain
     assert changed >= 1  # some edit changes the output, so the equalities above mean something
 
 
-def test_empty_edit_equals_unedited_generate(smollm, sae, examples):
+def test_empty_edit_equals_unedited_generate(smollm, sae, layer, examples):
     prompts = [list(ex.prompt_ids) for ex in examples]
-    assert edited_generate(smollm, sae, LAYER, prompts, [LatentEdit()] * 3, 12) == greedy_generate(smollm, prompts, 12)
+    assert edited_generate(smollm, sae, layer, prompts, [LatentEdit()] * 3, 12) == greedy_generate(smollm, prompts, 12)
 
 
-def test_batched_edits_equal_single(smollm, sae, examples):
+def test_batched_edits_equal_single(smollm, sae, layer, examples):
     prompts = [list(ex.prompt_ids) for ex in examples]
-    edits = [_strong_edits(smollm, sae, ex)[i % 3] for i, ex in enumerate(examples)]
-    batched = edited_generate(smollm, sae, LAYER, prompts, edits, 12)
-    single = [edited_generate(smollm, sae, LAYER, [p], [e], 12)[0] for p, e in zip(prompts, edits)]
+    edits = [_strong_edits(smollm, sae, layer, ex)[i % 3] for i, ex in enumerate(examples)]
+    batched = edited_generate(smollm, sae, layer, prompts, edits, 12)
+    single = [edited_generate(smollm, sae, layer, [p], [e], 12)[0] for p, e in zip(prompts, edits)]
     assert batched == single
 
 
@@ -162,7 +173,7 @@ def test_pairing_checks(smollm, resid_std):
         check_pairing(make_sae("standard", d_in=576, layer=LAYER), smollm, 31)
 
 
-def test_gradsae_ranks_latents_like_exact_ablation(smollm, sae, examples):
+def test_gradsae_ranks_latents_like_exact_ablation(smollm, sae, layer, examples):
     """First-order sanity: over each example's 20 highest-scoring latents, the exact drop of the target when
     one latent is zeroed at every token is positively rank-correlated with its GradSAE score."""
     from scipy.stats import spearmanr
@@ -171,9 +182,9 @@ def test_gradsae_ranks_latents_like_exact_ablation(smollm, sae, examples):
 
     rhos = []
     for ex in examples:
-        scores = score_examples(smollm, sae, LAYER, [ex])[0]
+        scores = score_examples(smollm, sae, layer, [ex])[0]
         top = torch.argsort(scores.gradsae, descending=True)[:20].tolist()
-        edited = edited_targets(smollm, sae, LAYER, [ex] * len(top), [LatentEdit(zero=(c,)) for c in top])
+        edited = edited_targets(smollm, sae, layer, [ex] * len(top), [LatentEdit(zero=(c,)) for c in top])
         drop = scores.target - edited
         rhos.append(float(spearmanr(scores.gradsae[top].numpy(), drop.numpy()).statistic))
     print(f"Spearman(GradSAE score, exact ablation effect) per example: {[round(r, 3) for r in rhos]}")
