@@ -54,7 +54,7 @@ def make_sae(architecture: str, d_in: int, d_sae: int = 2048, layer: int = 6, se
         sae.b_dec.copy_(torch.randn(d_in) * 0.05)
         # bias at the (1 - active) quantile of a projection onto a unit row: about `active` of tokens fire
         sae.b_enc.fill_(-NormalDist().inv_cdf(1 - active) * 0.5 * resid_std)
-        if architecture == "jumprelu":
-            sae.threshold.copy_(torch.rand(d_sae) * 0.1)
+        if architecture == "jumprelu":  # thresholds on the activation scale, so the jump really gates
+            sae.threshold.copy_(torch.rand(d_sae) * resid_std)
     sae.requires_grad_(False)
     return sae
