@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                 "device": "cpu", "threads": torch.get_num_threads(),
                 "activation_seconds": round(collect_seconds, 1), "train_seconds": round(train_seconds, 1),
                 "quality_fp32": quality.as_dict(), f"quality_{args.dtype}": saved.as_dict(),
-                "eval_data": "SQuAD v1.1 dev contexts (held out; never trained on)"}
+                "eval_data": "SQuAD v1.1 dev contexts in file order (held out; never trained on)",
+                "eval_tokens": args.eval_tokens}
         atomic_write_json(out / "gradsae_card.json", card)
         print(json.dumps({"layer": layer, **saved.as_dict(), "train_seconds": round(train_seconds, 1)}))
     return 0
