@@ -109,10 +109,11 @@ def test_sliced_edit_equals_full_and_reference(sae, layer, resid_std):
     batch = BatchEdit.build(edits, "cpu", torch.float32)
     sliced = EditApplier(sae, batch, "sliced", "lossless")(x)
     full = EditApplier(sae, batch, "full", "lossless")(x)
-    assert torch.allclose(sliced, full, atol=1e-4, rtol=1e-5)
+    # the full path subtracts two decodes of ~d_sae terms: fp32 cancellation of ~1e-4 on values ~10 (trained SAE)
+    assert torch.allclose(sliced, full, atol=5e-4, rtol=1e-5)
     for row, e in enumerate(edits):
         ref = reference_edit(sae, x[row], e.zero, e.inject)
-        assert torch.allclose(sliced[row], ref, atol=1e-4, rtol=1e-5)
+        assert torch.allclose(sliced[row], ref, atol=5e-4, rtol=1e-5)
         assert torch.allclose(sliced[row], reference_sliced_edit(sae, x[row], e.zero, e.inject), atol=1e-5)
     assert not torch.allclose(sliced, x, atol=1e-3)  # the edit did something
 

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from gradsae_nn.sae import hook_layer, load_sae, shipped_sae_names, shipped_sae_root
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,3 +41,32 @@ def test_train_sae_refuses_missing_corpus(tmp_path):
                            str(tmp_path / "none.jsonl"), "--out", str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2 and "not found" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+SHIPPED = shipped_sae_names()
+
+
+def test_embedded_models_have_shipped_saes():
+    assert "smollm2-135m-it/L15" in SHIPPED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_sae_loads_and_keeps_its_quality(name, request):
+    """Recompute quality on the card's held-out dev tokens; a broken or swapped weight file fails here."""
+    from gradsae_nn.sae_eval import evaluate_sae
+    from gradsae_nn.squad import group_by_context, load_squad, to_examples
+
+    model_name, layer_dir = name.split("/")
+    model = request.getfixturevalue("smollm" if model_name.startswith("smollm") else "gemma")
+    layer = int(layer_dir[1:])
+    sae = load_sae(name, model, layer)
+    assert sae.cfg.d_in == model.d_model and hook_layer(sae) == layer and sae.W_dec.dtype == torch.float32
+    card = json.loads((shipped_sae_root() / name / "gradsae_card.json").read_text())
+    recorded = card["quality_float16"]
+    contexts = list(group_by_context(to_examples(load_squad())))
+    quality = evaluate_sae(model, sae, layer, iter(contexts), n_tokens=recorded["n_tokens"])
+    assert quality.n_tokens == recorded["n_tokens"]
+    assert quality.explained_variance == pytest.approx(recorded["explained_variance"], abs=0.005)
+    assert quality.l0 == pytest.approx(recorded["l0"], rel=0.01)
+    assert quality.ce_loss_recovered == pytest.approx(recorded["ce_loss_recovered"], abs=0.01)
