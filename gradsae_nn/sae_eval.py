@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 
 from .generation import pad_id
-from .sae_training import _token_windows
+from .sae_training import token_windows
 from .targets import ScoringInput, build_batch
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class SAEQuality:
 def evaluate_sae(model: "LoadedModel", sae: Any, layer: int, texts: Iterator[str], n_tokens: int = 20_000,
                  context_size: int = 128, batch_size: int = 16) -> SAEQuality:
     """Quality of `sae` at `layer` on about `n_tokens` tokens of `texts` (position 0 excluded)."""
-    windows = _token_windows(model, texts, context_size)
+    windows = token_windows(model, texts, context_size)
     module = model.layer(layer)
     sq_err = 0.0
     sum_x = torch.zeros(model.d_model, dtype=torch.float64)

@@ -93,7 +93,7 @@ def corpus_texts(corpus: str) -> Iterator[str]:
         yield row["text"]
 
 
-def _token_windows(model: "LoadedModel", texts: Iterator[str], context_size: int) -> Iterator[list[int]]:
+def token_windows(model: "LoadedModel", texts: Iterator[str], context_size: int) -> Iterator[list[int]]:
     """Token windows of at most `context_size`, each starting with BOS where the family uses one."""
     tokenizer = model.tokenizer
     bos = [tokenizer.bos_token_id] if model.family.needs_bos and tokenizer.bos_token_id is not None else []
@@ -114,7 +114,7 @@ def collect_activations(model: "LoadedModel", layers: list[int], texts: Iterator
 
     store = {layer: torch.empty(n_tokens, model.d_model, dtype=torch.float16) for layer in layers}
     filled = 0
-    windows = _token_windows(model, texts, context_size)
+    windows = token_windows(model, texts, context_size)
     with make_progress() as progress:
         task = progress.add_task(f"activations L{','.join(map(str, layers))}", total=n_tokens)
         while filled < n_tokens:
