@@ -37,6 +37,41 @@ def shipped_sae_names() -> list[str]:
     return sorted(f"{cfg.parent.parent.name}/{cfg.parent.name}" for cfg in root.glob("*/L*/cfg.json"))
 
 
+# The default SAE of each embedded model: the shipped one nearest 50% depth (the paper's middle layer).
+DEFAULT_SAE_LAYER = {"smollm2-135m-it": 15, "gemma3-270m": 9}
+
+
+def resolve_sae_spec(model_name: str, layer: int | None, spec: str | None) -> str:
+    """The SAE to load for `--model/--layer/--sae` as given (either may be omitted).
+
+    No `--sae`: the shipped SAE of `model_name` at `layer`, or at its default layer if `layer` is None.
+    """
+    if spec is not None:
+        return spec
+    if layer is None:
+        layer = DEFAULT_SAE_LAYER.get(model_name)
+        if layer is None:
+            raise UsageError(f"no default SAE for model {model_name!r}; pass --sae (a SAELens folder or "
+                             f"release:sae_id) and --layer")
+    name = f"{model_name}/L{layer}"
+    if name not in shipped_sae_names():
+        here = [n for n in shipped_sae_names() if n.startswith(f"{model_name}/")]
+        raise UsageError(f"no shipped SAE for {model_name} at layer {layer} (shipped: {', '.join(here) or 'none'}); "
+                         f"pass --sae or one of those layers")
+    return name
+
+
+def sae_layer_for(spec: str, layer: int | None, sae: Any) -> int:
+    """`--layer` if given, else the layer the SAE was trained on (from its hook name)."""
+    if layer is not None:
+        return layer
+    found = hook_layer(sae)
+    if found is None:
+        raise UsageError(f"cannot tell which layer SAE {spec!r} belongs to (hook {sae.cfg.metadata.hook_name!r}); "
+                         f"pass --layer")
+    return found
+
+
 def sae_architecture(sae: Any) -> str:
     return sae.cfg.architecture()
 
@@ -50,10 +85,10 @@ def hook_layer(sae: Any) -> int | None:
 
 def check_pairing(sae: Any, model: "LoadedModel", layer: int, label: str = "SAE") -> None:
     """Refuse an SAE whose width or hook layer does not match the model and requested layer."""
-    model.layer(layer)  # range check
     if sae.cfg.d_in != model.d_model:
         raise UsageError(f"{label} has d_in {sae.cfg.d_in} but {model.name} has d_model {model.d_model}; pick an "
                          f"SAE trained on this model")
+    model.layer(layer)  # range check
     sae_layer = hook_layer(sae)
     if sae_layer is not None and sae_layer != layer:
         raise UsageError(f"{label} was trained on layer {sae_layer} ({sae.cfg.metadata.hook_name}) but --layer is "
@@ -71,12 +106,13 @@ def freeze(sae: Any) -> Any:
     return sae
 
 
-def load_sae(spec: str, model: "LoadedModel", layer: int, device: torch.device | str | None = None,
+def load_sae(spec: str, model: "LoadedModel", layer: int | None, device: torch.device | str | None = None,
              dtype: str = "float32") -> Any:
     """Load an SAE and check it fits `model` at `layer`.
 
     spec: a shipped name (`smollm2-135m-it/L15`), a directory with `cfg.json` + `sae_weights.safetensors`
         (`SAE.load_from_disk`), or `release:sae_id` for SAELens' pretrained registry (needs the hub).
+    layer: the layer it is spliced into; None = the layer named by its hook (`hook_layer`).
     dtype: compute dtype; shipped SAEs are stored in fp16 and upcast here.
     """
     from sae_lens import SAE
@@ -100,7 +136,7 @@ def load_sae(spec: str, model: "LoadedModel", layer: int, device: torch.device |
     else:
         raise UsageError(f"unknown SAE {spec!r}: use a shipped name ({', '.join(shipped_sae_names()) or 'none yet'}), "
                          f"a local SAELens folder, or release:sae_id")
-    check_pairing(sae, model, layer, label=f"SAE {spec}")
+    check_pairing(sae, model, sae_layer_for(spec, layer, sae), label=f"SAE {spec}")
     return freeze(sae)
 
 

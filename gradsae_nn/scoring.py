@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .models import LoadedModel
 
 SCORING_METHODS = ("trace", "x-grad")
+METHODS = ("gradsae", "baseline")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class LatentScores:
     n_tokens: number of scored prompt tokens N.
     n_active_last: latents with h > 0 at the last prompt token (K = "50%" is half of this).
     target: the value of the target T.
+    activation_last: `[d_sae]` h at the last prompt token (a steering value source).
     """
 
     gradsae: torch.Tensor
@@ -43,6 +45,15 @@ class LatentScores:
     n_tokens: int
     n_active_last: int
     target: float
+    activation_last: torch.Tensor
+
+    def by_method(self, method: str) -> torch.Tensor:
+        """`[d_sae]` ranking scores of `method`: "gradsae" or "baseline" (mean activation)."""
+        if method == "gradsae":
+            return self.gradsae
+        if method == "baseline":
+            return self.activation
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
 
 
 def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, target: torch.Tensor
@@ -53,8 +64,9 @@ def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, t
     gradsae = (torch.relu(grad_h * h) * weights).sum(1) / n[:, None]
     activation = (h * weights).sum(1) / n[:, None]
     active_last = (h[:, -1] > 0).sum(-1)
+    last = h[:, -1].detach().cpu()
     return [LatentScores(gradsae[i].detach().cpu(), activation[i].detach().cpu(), int(n[i]), int(active_last[i]),
-                         float(target[i])) for i in range(h.shape[0])]
+                         float(target[i]), last[i]) for i in range(h.shape[0])]
 
 
 def layer_grads(model: "LoadedModel", layer: int, batch: ScoringBatch, target: str, sae: Any = None,
