@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         sae.to(dtype=getattr(torch, args.dtype))
         sae.cfg.dtype = args.dtype
         sae.save_model(out)
+        for path in out.iterdir():  # SAELens writes the weights 0600; shipped files must be world-readable
+            path.chmod(0o644)
         saved = quality
         if args.dtype != "float32":  # the shipped (reduced-precision) weights, upcast, must score the same
             from sae_lens import SAE

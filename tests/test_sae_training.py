@@ -44,10 +44,15 @@ def test_train_sae_refuses_missing_corpus(tmp_path):
 
 
 SHIPPED = shipped_sae_names()
+SHIPPED_MODELS = {name.split("/")[0] for name in SHIPPED}
 
 
 def test_embedded_models_have_shipped_saes():
-    assert "smollm2-135m-it/L15" in SHIPPED
+    """SmolLM2 at ~20/50/75% depth; every default SAE is shipped."""
+    from gradsae_nn.sae import DEFAULT_SAE_LAYER
+
+    assert {"smollm2-135m-it/L6", "smollm2-135m-it/L15", "smollm2-135m-it/L22"} <= set(SHIPPED)
+    assert {f"{model}/L{layer}" for model, layer in DEFAULT_SAE_LAYER.items() if model in SHIPPED_MODELS} <= set(SHIPPED)
 
 
 @pytest.mark.slow
