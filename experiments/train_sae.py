@@ -51,7 +51,31 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
                         help="dtype of the saved weights (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--center", action="store_true",
+                        help="train on mean-centred, rescaled activations and fold both into the weights (needed for "
+                             "residual streams with massive constant dimensions, e.g. gemma-3-270m)")
+    parser.add_argument("--activations-cache", default=None,
+                        help="folder to keep the collected activations in (fp16, ~1 GB per layer per 800k tokens); "
+                             "a rerun with the same model/layer/tokens/corpus skips collection")
     return parser.parse_args(argv)
+
+
+def cached_activations(args, model, corpus_sha: str) -> dict:
+    """Collected activations per layer, read from / written to --activations-cache when given."""
+    if args.activations_cache is None:
+        return collect_activations(model, args.layer, corpus_texts(args.corpus), args.tokens, args.context_size)
+    folder = Path(args.activations_cache)
+    paths = {layer: folder / f"{args.model}-L{layer}-{args.tokens}-ctx{args.context_size}-{corpus_sha[:12]}.pt"
+             for layer in args.layer}
+    if all(p.is_file() for p in paths.values()):
+        return {layer: torch.load(p) for layer, p in paths.items()}
+    acts = collect_activations(model, args.layer, corpus_texts(args.corpus), args.tokens, args.context_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    for layer, path in paths.items():
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(acts[layer], tmp)
+        tmp.replace(path)
+    return acts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for layer in args.layer:
         model.layer(layer)  # range check before an hour of work
     corpus_sha = file_sha256(args.corpus) if Path(args.corpus).is_file() else args.corpus
-    acts = collect_activations(model, args.layer, corpus_texts(args.corpus), args.tokens, args.context_size)
+    acts = cached_activations(args, model, corpus_sha)
     collect_seconds = time.perf_counter() - started
     dev_contexts = list(group_by_context(to_examples(load_squad())))
     for layer in args.layer:
@@ -72,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                           architecture=args.architecture, tokens=args.tokens, corpus=Path(args.corpus).name,
                           corpus_sha256=corpus_sha, context_size=args.context_size, batch_size=args.batch_size,
                           lr=args.lr, l1_coefficient=args.l1, jumprelu_sparsity_coefficient=args.sparsity,
-                          seed=args.seed)
+                          seed=args.seed, center=args.center)
         sae = train_sae(acts[layer], cfg, hook_name=f"blocks.{layer}.hook_resid_post")
         train_seconds = time.perf_counter() - layer_start
         quality = evaluate_sae(model, sae, layer, iter(dev_contexts), n_tokens=args.eval_tokens)

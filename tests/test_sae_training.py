@@ -75,3 +75,22 @@ def test_shipped_sae_loads_and_keeps_its_quality(name, request):
     assert quality.explained_variance == pytest.approx(recorded["explained_variance"], abs=0.005)
     assert quality.l0 == pytest.approx(recorded["l0"], rel=0.01)
     assert quality.ce_loss_recovered == pytest.approx(recorded["ce_loss_recovered"], abs=0.01)
+
+
+def test_fold_centering_is_exact():
+    """An SAE trained on (x − μ)·s, once folded, maps raw x to the same latents and the same reconstruction."""
+    import copy
+
+    from conftest import make_sae
+    from gradsae_nn.sae_training import centering, fold_centering
+
+    torch.manual_seed(0)
+    x = torch.randn(1000, 64) * 20 + torch.randn(64) * 300          # a few large offsets, like massive dims
+    mean, scale = centering(x)
+    assert ((x - mean) * scale).pow(2).sum(-1).mean().item() == pytest.approx(64, rel=1e-3)
+    trained = make_sae("standard", d_in=64, d_sae=256, layer=1, active=0.2)
+    folded = copy.deepcopy(trained)
+    fold_centering(folded, mean, scale)
+    h = trained.encode((x - mean) * scale)
+    assert torch.allclose(folded.encode(x), h, atol=1e-4)
+    assert torch.allclose(folded.decode(folded.encode(x)), trained.decode(h) / scale + mean, atol=1e-2)
