@@ -129,17 +129,19 @@ def run_resumable(path: Path, items: Sequence[Item], chunk_size: int, descriptio
                   process: Callable[[list[Item]], Iterable[list[dict]]]) -> dict[str, dict]:
     """Records by id for `items`, computing only those missing from the JSONL file `path` (resume).
 
-    Pending items go to `process` `chunk_size` at a time, shortest prompt first (less padding); it yields
-    lists of finished records (each with an "id"), which are appended and fsync'd at once, so an
+    Pending items go to `process` `chunk_size` at a time, in `items` order (so an interrupted run has
+    finished a prefix, plus part of one chunk), shortest prompt first within a chunk (less padding); it
+    yields lists of finished records (each with an "id"), which are appended and fsync'd at once, so an
     interrupt loses only the work in flight.
     """
     done = {r["id"]: r for r in read_jsonl(path)}
-    pending = sorted((it for it in items if it.id not in done), key=lambda it: len(it.prompt_ids))
+    pending = [it for it in items if it.id not in done]
     if pending:
         with JsonlAppender(path) as sink, make_progress() as progress:
             task = progress.add_task(description, total=len(pending))
             for start in range(0, len(pending), chunk_size):
-                for records in process(pending[start:start + chunk_size]):
+                chunk = sorted(pending[start:start + chunk_size], key=lambda it: len(it.prompt_ids))
+                for records in process(chunk):
                     sink.write(records)
                     done.update((r["id"], r) for r in records)
                     progress.advance(task, len(records))
