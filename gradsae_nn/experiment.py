@@ -62,27 +62,17 @@ def settings(ks: Sequence[str], methods: Sequence[str] = METHODS) -> list[tuple[
     return [(m, w, k) for m in methods for w in WHICH for k in ks]
 
 
-def score_items(model: "LoadedModel", sae: Any, items: Sequence[Item], options: MethodOptions,
-                show_progress: bool = False) -> dict[str, LatentScores]:
+def score_items(model: "LoadedModel", sae: Any, items: Sequence[Item], options: MethodOptions
+                ) -> dict[str, LatentScores]:
     """GradSAE and activation scores of each item (one forward + backward per `batch_size` items), by id."""
     ordered = sorted(items, key=lambda it: len(it.prompt_ids) + len(it.answer_ids))  # less padding per batch
     out: dict[str, LatentScores] = {}
-    progress = make_progress() if show_progress else None
-    task = progress.add_task("scoring", total=len(ordered)) if progress else None
-    if progress:
-        progress.start()
-    try:
-        for start in range(0, len(ordered), options.batch_size):
-            chunk = ordered[start:start + options.batch_size]
-            scores = score_examples(model, sae, options.layer, [ScoringInput(it.prompt_ids, it.answer_ids) for it in chunk],
-                                    target=options.target, splice_mode=options.splice, method=options.scoring,
-                                    include_first=options.include_bos)
-            out.update((it.id, s) for it, s in zip(chunk, scores))
-            if progress:
-                progress.advance(task, len(chunk))
-    finally:
-        if progress:
-            progress.stop()
+    for start in range(0, len(ordered), options.batch_size):
+        chunk = ordered[start:start + options.batch_size]
+        scores = score_examples(model, sae, options.layer, [ScoringInput(it.prompt_ids, it.answer_ids) for it in chunk],
+                                target=options.target, splice_mode=options.splice, method=options.scoring,
+                                include_first=options.include_bos)
+        out.update((it.id, s) for it, s in zip(chunk, scores))
     return out
 
 
@@ -221,8 +211,7 @@ def changed_options(args: Any, defaults: dict[str, Any]) -> dict[str, Any]:
     for name, default in defaults.items():
         value = getattr(args, name)
         if isinstance(value, list):
-            value_cmp = list(value)
-            if value_cmp != list(default):
+            if value != list(default):
                 out[name] = ",".join(str(v) for v in value)
         elif value != default:
             out[name] = value

@@ -7,7 +7,6 @@ appears here.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import atomic_write_json
+from .sae_training import file_sha256
 
 PACKAGES = ("gradsae_nn", "torch", "nnsight", "transformers", "sae-lens", "datasets", "numpy")
 SECRET_NAMES = ("api_key", "ndif_api_key", "token")
@@ -48,14 +48,6 @@ def git_commit() -> dict[str, Any]:
         return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_identity(name: str) -> dict[str, Any]:

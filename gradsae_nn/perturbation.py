@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .experiment import (GenerationJob, MethodOptions, job_groups, run_jobs, run_resumable, score_items, select_all,
-                         selection_record, settings, setting_key)
+                         selection_record, settings)
 from .pipeline import Item, Prepared
 from .splice import LatentEdit
 
@@ -63,11 +63,3 @@ def run_perturbation(prepared: Prepared, options: MethodOptions, ks: Sequence[st
     done = run_resumable(out_dir / EXAMPLES_FILE, prepared.correct, options.batch_size,
                          f"perturbing (L{options.layer}, {n_jobs} generations each)", process)
     return [done[it.id] for it in prepared.correct]
-
-
-def setting_values(records: Sequence[dict], key: str, metric: str) -> list[float]:
-    """`metric` ("em" or "f1") of setting `key` for each record, in percent."""
-    return [100.0 * r["outputs"][key][metric] for r in records]
-
-
-__all__ = ["run_perturbation", "perturbation_jobs", "setting_values", "UNEDITED", "EXAMPLES_FILE", "setting_key"]

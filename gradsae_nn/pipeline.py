@@ -9,7 +9,7 @@ questions have been answered.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +128,3 @@ def prepare(args: argparse.Namespace, model: "LoadedModel | None" = None, layer:
     return Prepared(model=model, template=template, sae=sae, sae_spec=spec, layer=layer, correct=usable,
                     answered=answered, n_answered=len(records), answer_config=config, answer_dir=answer_dir,
                     extra={"correct_without_answer_tokens": len(correct) - len(usable)})
-
-
-def answer_config_dict(prepared: Prepared) -> dict:
-    return asdict(prepared.answer_config)
