@@ -156,12 +156,12 @@ def _http_ok(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _wait(what: str, check: Any, timeout_s: float, log: Path) -> None:
+def _wait(what: str, check: Any, timeout_s: float, log: Path, interval_s: float = 0.5) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
             raise UsageError(f"local NDIF: {what} not ready after {timeout_s:.0f} s; see {log}")
-        time.sleep(0.5)
+        time.sleep(interval_s)
 
 
 def _preflight(api_port: int, s3_port: int) -> None:
@@ -236,6 +236,11 @@ def start(api_port: int = DEFAULT_API_PORT, s3_port: int | None = None, timeout_
                 raise UsageError(f"local NDIF: `ndif start redis ray api` failed; see {log} and {home / 'logs'}")
             _wait("NDIF API + Ray", lambda: _http_ok(f"{state.host}/connected"), 180, home / "logs")
             _wait("object store", lambda: _http_ok(f"http://127.0.0.1:{s3_port}/"), 30, log)
+            # /connected only means the API reached Ray; the controller actor comes up after it, and a
+            # deploy before then fails ("Failed to look up actor with name 'Controller'"). /status
+            # answers 200 only once the controller does (a failed poll makes the dispatcher recheck
+            # its Ray connection, hence the slow poll).
+            _wait("NDIF controller", lambda: _http_ok(f"{state.host}/status", timeout=70), 180, home / "logs", 2.0)
             state.timings_s["stack_up"] = round(time.monotonic() - t0, 1)
 
             t1 = time.monotonic()
