@@ -1,7 +1,7 @@
 """The Python 3.12 environment the local NDIF server runs in (`ndif_local`), built once under the cache.
 
 NDIF 0.1.2 is published for Python 3.12 only, while the project (and its clients) may run 3.11: the
-server gets its own venv at `$GRADSAE_HOME/ndif/venv`, with the exact pins below, and never imports
+server gets its own venv at `$GRADSAE_HOME/ndif/venv` (see `root`), with the exact pins below, and never imports
 gradsae_nn (see `ndif_cpu_actor`).
 """
 
@@ -33,7 +33,10 @@ SERVER_PYTHON = "3.12"
 
 
 def root() -> Path:
-    return cache_home() / "ndif"
+    """`$GRADSAE_NDIF_HOME`, default `$GRADSAE_HOME/ndif`: set it to keep the 6 GB server venv across
+    runs that use a fresh `GRADSAE_HOME` (CI)."""
+    override = os.environ.get("GRADSAE_NDIF_HOME")
+    return Path(override).expanduser() if override else cache_home() / "ndif"
 
 
 def _find_python() -> str:

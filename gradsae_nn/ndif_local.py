@@ -185,6 +185,11 @@ def _check_ports(ports: tuple[int, ...]) -> None:
                 raise UsageError(f"port {port} on 127.0.0.1 is busy; free it or pass --port N (uses N and N+1)") from None
 
 
+def _model_dir() -> Path:
+    """= `models.embedded.converted_dir(...)`, without importing torch (keeps a no-op `start` at 0.2 s)."""
+    return cache_home() / "models" / MODEL_NAME
+
+
 def _model() -> tuple[str, str, int]:
     """The embedded model's directory, the model key a client mints for it, and its size in bytes."""
     from nnsight.modeling.transformers import TransformersModel
@@ -204,9 +209,10 @@ def start(api_port: int = DEFAULT_API_PORT, s3_port: int | None = None, timeout_
     _preflight(api_port, s3_port)
     with _lock("stack"):
         state = load_state()
-        if state and state.ready and state.holder_alive() and _http_ok(f"{state.host}/connected"):
+        if (state and state.ready and state.holder_alive() and _http_ok(f"{state.host}/connected")
+                and state.model_path == str(_model_dir())):
             return state
-        if state:  # half-started, crashed or unhealthy: clear what is left of it first
+        if state:  # half-started, crashed, unhealthy or serving another GRADSAE_HOME: clear it first
             _teardown(state)
         _check_ports((api_port, s3_port))
         venv = ensure_server_env()
