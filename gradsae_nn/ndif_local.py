@@ -40,6 +40,7 @@ from .errors import UsageError
 from .ndif_env import ensure_server_env, root
 from .ndif_env import lock as _lock
 from .paths import cache_home
+from .remote import bypass_hub_lookup  # noqa: F401 - re-exported: clients of the local NDIF need it
 
 MODEL_NAME = "smollm2-135m-it"
 ACTOR_MODULE = "gradsae_ndif_cpu_actor"
@@ -94,18 +95,6 @@ def host_url() -> str | None:
     """The host URL of the running, model-ready local NDIF, or None (for tests and scripts)."""
     state = load_state()
     return state.host if state and state.ready and state.holder_alive() else None
-
-
-def bypass_hub_lookup(path: str | os.PathLike[str]) -> None:
-    """Client side: let nnsight mint a remote model key for a local model directory while offline.
-
-    nnsight 0.8.1 canonicalises the model's repo id with `HfApi().model_info(repo_id)` before sending
-    a request; for a local path that is a failing Hub call. Its cache of canonical ids accepts the path
-    as its own canonical form, which is the key `start` deployed.
-    """
-    from nnsight.modeling import huggingface
-
-    huggingface._ID_CACHE[str(path)] = str(path)
 
 
 # ---------------------------------------------------------------- the stack
