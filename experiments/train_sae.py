@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--architecture", default="standard", choices=ARCHITECTURES)
     parser.add_argument("--l1", type=float, default=5.0, help="L1 coefficient (standard) (default: %(default)s)")
     parser.add_argument("--sparsity", type=float, default=5.0, help="L0 coefficient (jumprelu) (default: %(default)s)")
+    parser.add_argument("--target-l0", type=float, default=None,
+                        help="jumprelu: penalise (L0 - target)^2 (Gemma Scope 2's quadratic loss) instead of L0; "
+                             "under Adam the thresholds move ~lr per step, so also give enough steps")
+    parser.add_argument("--pre-act-loss", type=float, default=None,
+                        help="jumprelu: coefficient of the pre-activation loss that revives latents silent for a "
+                             "tenth of training (default: off)")
     parser.add_argument("--lr", type=float, default=4e-4)
     parser.add_argument("--batch-size", type=positive_int, default=4096, help="SAE training batch (tokens)")
     parser.add_argument("--context-size", type=positive_int, default=128)
@@ -57,7 +63,13 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--activations-cache", default=None,
                         help="folder to keep the collected activations in (fp16, ~1 GB per layer per 800k tokens); "
                              "a rerun with the same model/layer/tokens/corpus skips collection")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for flag, value in (("--target-l0", args.target_l0), ("--pre-act-loss", args.pre_act_loss)):
+        if value is not None and args.architecture != "jumprelu":
+            parser.error(f"{flag} applies to --architecture jumprelu only; drop it or add --architecture jumprelu")
+    if args.target_l0 is not None and args.target_l0 <= 0:
+        parser.error(f"--target-l0 must be positive, got {args.target_l0}")
+    return args
 
 
 def cached_activations(args, model, corpus_sha: str) -> dict:
@@ -96,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                           architecture=args.architecture, tokens=args.tokens, corpus=Path(args.corpus).name,
                           corpus_sha256=corpus_sha, context_size=args.context_size, batch_size=args.batch_size,
                           lr=args.lr, l1_coefficient=args.l1, jumprelu_sparsity_coefficient=args.sparsity,
+                          target_l0=args.target_l0, pre_act_loss=args.pre_act_loss,
                           seed=args.seed, center=args.center)
         sae = train_sae(acts[layer], cfg, hook_name=f"blocks.{layer}.hook_resid_post")
         train_seconds = time.perf_counter() - layer_start

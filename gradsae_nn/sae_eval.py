@@ -89,3 +89,20 @@ def evaluate_sae(model: "LoadedModel", sae: Any, layer: int, texts: Iterator[str
     return SAEQuality(n_tokens=counted, explained_variance=1 - sq_err / total_sq, l0=l0_sum / counted,
                       dead_fraction=float((~ever_active).float().mean()), ce_clean=clean, ce_sae=with_sae,
                       ce_zero=zero, ce_loss_recovered=(zero - with_sae) / (zero - clean))
+
+
+def dead_fraction(model: "LoadedModel", sae: Any, layer: int, texts: Iterator[str], n_tokens: int,
+                  context_size: int = 128) -> float:
+    """Latents never active on `n_tokens` tokens of `texts` (position 0 excluded; forward cut at `layer`).
+
+    Cheap next to `evaluate_sae` (no logits), so it can look at more tokens: a latent that fires once in
+    10k tokens is alive, but counts as dead on a 4k-token sample.
+    """
+    from .sae_training import collect_activations
+
+    acts = collect_activations(model, [layer], texts, n_tokens, context_size)[layer]
+    ever_active = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
+    with torch.no_grad():
+        for rows in acts.split(4096):
+            ever_active |= (sae.encode(rows.to(sae.W_enc.dtype)) > 0).any(0)
+    return float((~ever_active).float().mean())

@@ -51,6 +51,11 @@ class TrainConfig:
     lr: float = 4e-4
     l1_coefficient: float = 5.0
     jumprelu_sparsity_coefficient: float = 5.0
+    # JumpReLU only: None → DeepMind's step L0 penalty; a number → Gemma Scope 2's quadratic penalty around it
+    target_l0: float | None = None
+    # JumpReLU only: Anthropic's pre-activation loss on latents that have not fired for a tenth of training
+    # (pushes them back over their threshold); None = off
+    pre_act_loss: float | None = None
     seed: int = 0
     center: bool = False
 
@@ -176,12 +181,16 @@ def train_sae(acts: torch.Tensor, cfg: TrainConfig, hook_name: str) -> Any:
         sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=cfg.l1_coefficient,
                                                             l1_warm_up_steps=_warmup(cfg), **common))
     else:
+        sparsity = (dict(jumprelu_sparsity_loss_mode="quadratic", target_l0=cfg.target_l0)
+                    if cfg.target_l0 is not None else {})
+        sparsity["pre_act_loss_coefficient"] = cfg.pre_act_loss
         sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(l0_coefficient=cfg.jumprelu_sparsity_coefficient,
-                                                            l0_warm_up_steps=_warmup(cfg), **common))
+                                                            l0_warm_up_steps=_warmup(cfg), **sparsity, **common))
     trainer_cfg = SAETrainerConfig(total_training_samples=cfg.tokens, train_batch_size_samples=cfg.batch_size,
                                    lr=cfg.lr, lr_end=cfg.lr / 10, lr_warm_up_steps=max(1, _warmup(cfg) // 2),
                                    lr_decay_steps=max(1, cfg.tokens // cfg.batch_size // 5),
                                    n_batches_for_norm_estimate=min(100, acts.shape[0] // cfg.batch_size),
+                                   dead_feature_window=max(1, min(1000, cfg.tokens // cfg.batch_size // 10)),
                                    device="cpu")
     batches = activation_batches(acts, cfg.batch_size, cfg.seed, mean, scale)
     trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches)

@@ -94,3 +94,17 @@ def test_fold_centering_is_exact():
     h = trained.encode((x - mean) * scale)
     assert torch.allclose(folded.encode(x), h, atol=1e-4)
     assert torch.allclose(folded.decode(folded.encode(x)), trained.decode(h) / scale + mean, atol=1e-2)
+
+
+@pytest.mark.slow
+def test_dead_fraction_agrees_with_full_evaluation(smollm):
+    """The cheap dead-latent count (forward cut at the layer) sees the same tokens as the full evaluation."""
+    from gradsae_nn.sae_eval import dead_fraction, evaluate_sae
+    from gradsae_nn.squad import group_by_context, load_squad, to_examples
+
+    sae = load_sae("smollm2-135m-it/L15", smollm, 15)
+    contexts = list(group_by_context(to_examples(load_squad())))
+    full = evaluate_sae(smollm, sae, 15, iter(contexts), n_tokens=200, batch_size=2)
+    assert 0.05 < full.dead_fraction < 0.95          # a sample small enough for the count to mean something
+    cheap = dead_fraction(smollm, sae, 15, iter(contexts), n_tokens=full.n_tokens)
+    assert cheap == pytest.approx(full.dead_fraction, abs=3 / sae.cfg.d_sae)   # fp16 storage may flip a borderline latent
