@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gemma-full", action="store_true", help="serialize a real-size 3.76 GB full Gemma Scope SAE")
     parser.add_argument("--out", default=None, help="also write the numbers as JSON here")
+    parser.add_argument("--no-timing", action="store_true", help="request sizes only (no generation runs)")
+    parser.add_argument("--rows", type=int, default=None, help="time only the first N rows of the example (default: all 21)")
     args = parser.parse_args()
 
     local = load_model("smollm2-135m-it", device="cpu")
@@ -109,7 +111,7 @@ def main() -> None:
     for ex in examples:
         answer = tuple(local.tokenizer(" " + ex.answers[0], add_special_tokens=False)["input_ids"])
         inputs.append(ScoringInput(tuple(prompt_ids(local, template, ex)), answer))
-    scores = score_examples(local, sae, layer, inputs, method="x-grad")
+    scores = score_examples(local, sae, layer, inputs[:1], method="x-grad")
     item = Item(examples[0], {"prediction": ""}, inputs[0].prompt_ids, inputs[0].answer_ids)
     jobs, _ = perturbation_jobs(item, scores[0], KS)
     union = sorted({c for sel in select_all(scores[0], KS).values() for c in sel.latents})
@@ -136,7 +138,14 @@ def main() -> None:
         sizes["gemma_scope_edit_full"].update(both(remote, generate_trace, [(remote.lm, module, with_full_sae(
             plan_generation(remote, sae, [j.prompt_ids for j in jobs], [j.edit for j in jobs], 16), big))]))
     out["request_bytes"] = sizes
+    if args.no_timing:
+        print(json.dumps(out, indent=1))
+        if args.out:
+            Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+        return
 
+    jobs = jobs[:args.rows] if args.rows else jobs
+    plan = plan_generation(remote, sae, [j.prompt_ids for j in jobs], [j.edit for j in jobs], 16)
     score_local = lambda: score_examples(local, sae, layer, inputs, method="x-grad")  # noqa: E731
     score_remote = lambda: score_examples(remote, sae, layer, inputs, method="x-grad")  # noqa: E731
     local_plan = plan_generation(local, sae, [j.prompt_ids for j in jobs], [j.edit for j in jobs], 16)
@@ -146,7 +155,7 @@ def main() -> None:
     t_score = interleaved({"local": score_local, "remote": score_remote}, args.repeats)
     t_gen = interleaved({"local": gen_local, "remote": gen_remote}, args.repeats, warmup=False)  # warmed by the check
     out["seconds"] = {"scoring_3_examples": {**t_score, "ratio": round(t_score["remote"] / t_score["local"], 2)},
-                      "perturbation_example_21_generations": {**t_gen, "ratio": round(t_gen["remote"] / t_gen["local"], 2)}}
+                      f"perturbation_example_{len(jobs)}_generations": {**t_gen, "ratio": round(t_gen["remote"] / t_gen["local"], 2)}}
     print(json.dumps(out, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")

@@ -79,8 +79,13 @@ def inputs(smollm, dev_examples):
     return out
 
 
-def test_remote_scores_equal_local(smollm, remote_model, sae, inputs):
-    local = score_examples(smollm, sae, LAYER, inputs, method="x-grad")
+@pytest.fixture(scope="session")
+def local_scores(smollm, sae, inputs):
+    return score_examples(smollm, sae, LAYER, inputs, method="x-grad")
+
+
+def test_remote_scores_equal_local(local_scores, remote_model, sae, inputs):
+    local = local_scores
     remote = score_examples(remote_model, sae, LAYER, inputs, method="x-grad")
     for a, b in zip(local, remote):
         assert torch.allclose(a.gradsae, b.gradsae, rtol=0, atol=1e-5)
@@ -96,9 +101,9 @@ def test_remote_trace_scoring_is_refused(remote_model, sae, inputs):
         score_examples(remote_model, sae, LAYER, inputs[:1], method="trace")
 
 
-def test_remote_edited_generation_equals_local(smollm, remote_model, sae, inputs):
+def test_remote_edited_generation_equals_local(smollm, remote_model, sae, inputs, local_scores):
     """Perturbation (zero TopK) and steering (zero own TopK, inject another question's) edits, in one batch."""
-    scores = score_examples(smollm, sae, LAYER, inputs[:2], method="x-grad")
+    scores = local_scores[:2]
     tops = [select(s.gradsae, "50%", "top", s.n_active_last) for s in scores]
     prompts = [ex.prompt_ids for ex in inputs[:2]]
     edits = [LatentEdit(zero=tops[0].latents),
@@ -109,12 +114,12 @@ def test_remote_edited_generation_equals_local(smollm, remote_model, sae, inputs
     assert greedy_generate(remote_model, prompts, 6) == greedy_generate(smollm, prompts, 6)
 
 
-def test_non_blocking_job_completes(ndif_host, smollm, sae, inputs):
+def test_non_blocking_job_completes(ndif_host, local_scores, sae, inputs):
     from gradsae_nn.models import load_model
 
     polled = load_model("smollm2-135m-it", remote=RemoteOptions(host=ndif_host, blocking=False))
-    local = score_examples(smollm, sae, LAYER, inputs[:2], method="x-grad")
-    remote = score_examples(polled, sae, LAYER, inputs[:2], method="x-grad")
+    local = local_scores
+    remote = score_examples(polled, sae, LAYER, inputs, method="x-grad")
     assert all(torch.equal(a.gradsae, b.gradsae) for a, b in zip(local, remote))
     assert polled.remote.stats.requests == 1
 

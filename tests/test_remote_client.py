@@ -138,3 +138,21 @@ def test_default_host_is_nnsights(monkeypatch):
 
     monkeypatch.setattr(CONFIG.API, "HOST", "https://ndif.example/")
     assert RemoteOptions().resolved_host == "https://ndif.example"
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_cli_prints_one_line_and_the_traceback_only_with_v(capsys, verbose):
+    from gradsae_nn.cli import run
+
+    failure = classify(RemoteError("Traceback (most recent call last):\n  boom\nValueError: bad"),
+                       RemoteOptions(host=HOST, verbose=verbose))
+
+    def main():
+        raise failure
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(main)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 3 and err.splitlines()[0].endswith("ValueError: bad" + ("" if verbose else
+                                                                      " (rerun with -v for the server's traceback)"))
+    assert ("Traceback" in err) == verbose
