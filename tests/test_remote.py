@@ -214,7 +214,7 @@ def test_steer_remote_equals_local(ndif_host, scripts_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["--limit", "8", "--n-correct", "2", "--k", "1", "--partners", "any", "--batch-size", "2",
             "--scoring", "x-grad"]
-    assert steer.main(["--remote", "--ndif-host", ndif_host, "--out", str(tmp_path / "remote"), *args]) == 0
-    assert steer.main(["--out", str(tmp_path / "local"), *args]) == 0
-    assert _records(tmp_path / "remote" / "examples.jsonl") == _records(tmp_path / "local" / "examples.jsonl")
-    assert (tmp_path / "remote" / "table.md").read_text() == (tmp_path / "local" / "table.md").read_text()
+    assert steer.main(["--remote", "--ndif-host", ndif_host, "--out", str(tmp_path / "steer-remote"), *args]) == 0
+    assert steer.main(["--out", str(tmp_path / "steer-local"), *args]) == 0
+    assert _records(tmp_path / "steer-remote" / "examples.jsonl") == _records(tmp_path / "steer-local" / "examples.jsonl")
+    assert (tmp_path / "steer-remote" / "table.md").read_text() == (tmp_path / "steer-local" / "table.md").read_text()
