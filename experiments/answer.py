@@ -18,10 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from gradsae_nn.cli import ArgumentParser, add_common_args, run  # noqa: E402
+from gradsae_nn.cli import ArgumentParser, add_common_args, add_remote_args, remote_options, run  # noqa: E402
 from gradsae_nn.models import load_model  # noqa: E402
 from gradsae_nn.prompts import PROMPTS, get_template  # noqa: E402
 from gradsae_nn.qa import AnswerConfig, default_answer_dir, run_answers  # noqa: E402
+from gradsae_nn.remote import run_summary  # noqa: E402
 from gradsae_nn.records import atomic_write_json  # noqa: E402
 from gradsae_nn.squad import load_squad, select_examples, source_fingerprint, to_examples  # noqa: E402
 
@@ -29,6 +30,7 @@ from gradsae_nn.squad import load_squad, select_examples, source_fingerprint, to
 def parse_args(argv: list[str] | None = None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(parser)
+    add_remote_args(parser)
     parser.add_argument("--prompt", default=None, choices=sorted(PROMPTS),
                         help="prompt template (default: the measured best for the model's style: chat-span-3shot "
                              "for instruct models, fewshot-3shot for base models)")
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     examples = select_examples(to_examples(load_squad(args.data)), args.limit, args.seed)
     started = time.perf_counter()
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, remote=remote_options(args))
     load_seconds = time.perf_counter() - started
     template = get_template(args.prompt, model)
     out_dir = Path(args.out) if args.out else default_answer_dir(args.model, template.name)
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     _, summary = run_answers(model, template, examples, out_dir, config, batch_size=args.batch_size,
                              correct_f1=args.correct_f1)
     atomic_write_json(out_dir / "summary.json",
-                      {"config": asdict(config), **asdict(summary), "model_load_s": round(load_seconds, 2)})
+                      {"config": asdict(config), **asdict(summary), "model_load_s": round(load_seconds, 2),
+                       **run_summary(model)})
 
     table = Table(title=f"SQuAD v1.1 — {args.model}, prompt {template.name}")
     for column in ("examples", "EM", "F1", "correct", "generated now", "examples/s"):

@@ -18,13 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from gradsae_nn.cli import ArgumentParser, run  # noqa: E402
+from gradsae_nn.cli import ArgumentParser, remote_options, run  # noqa: E402
 from gradsae_nn.errors import UsageError  # noqa: E402
 from gradsae_nn.experiment import DEFAULT_KS, method_options, parse_ks, start_run  # noqa: E402
 from gradsae_nn.models import load_model  # noqa: E402
 from gradsae_nn.perturbation import run_perturbation  # noqa: E402
 from gradsae_nn.pipeline import prepare  # noqa: E402
 from gradsae_nn.records import atomic_write_json, atomic_write_text  # noqa: E402
+from gradsae_nn.remote import run_summary  # noqa: E402
 from gradsae_nn.report import ROW_LABELS, ROW_ORDER, markdown_table, summarize, summary_json, write_outputs  # noqa: E402
 from gradsae_nn.sae import shipped_sae_names  # noqa: E402
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if not layers:
         raise UsageError(f"no shipped SAEs for {args.model}; pass --layers with SAEs available, or another --model")
     started = time.perf_counter()
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, remote=remote_options(args))
     rows, per_layer = {metric: [] for metric in ("em", "f1")}, {}
     for layer in layers:
         args.layer = layer
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     for metric in rows:
         text += f"\n**{metric.upper()}**\n\n" + markdown_table(header, rows[metric])
     atomic_write_text(sweep_dir / "table.md", text)
-    atomic_write_json(sweep_dir / "summary.json", {"layers": per_layer, "seconds": round(time.perf_counter() - started, 1)})
+    atomic_write_json(sweep_dir / "summary.json", {"layers": per_layer, "seconds": round(time.perf_counter() - started, 1),
+                                                   **run_summary(model)})
     console = Console()
     for metric in rows:
         table = Table(title=f"{title} — {metric.upper()}")

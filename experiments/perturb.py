@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from gradsae_nn.cli import ArgumentParser, run  # noqa: E402
 from gradsae_nn.experiment import begin, experiment_parser, method_options  # noqa: E402
 from gradsae_nn.perturbation import run_perturbation  # noqa: E402
+from gradsae_nn.remote import run_summary  # noqa: E402
 from gradsae_nn.report import publish  # noqa: E402
 
 DEFAULT_N_CORRECT = 50
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [f"Correct set: the first {len(records)} correctly answered of {prepared.n_answered} questions "
              f"(seed {args.seed}); every setting zeroes the selected latents at every prompt and generated token."]
     stats = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
-             "seconds_perturb": round(seconds, 1), **prepared.extra}
+             "seconds_perturb": round(seconds, 1), **prepared.extra, **run_summary(prepared.model)}
     publish(out_dir, manifest, "perturb", title, records, ks, stats, notes)
     return 0
 

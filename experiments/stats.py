@@ -24,6 +24,7 @@ from gradsae_nn.experiment import begin, experiment_parser, method_options  # no
 from gradsae_nn.overlap import run_stats, selection_stats, stats_rows  # noqa: E402
 from gradsae_nn.errors import UsageError  # noqa: E402
 from gradsae_nn.records import atomic_write_json, atomic_write_text  # noqa: E402
+from gradsae_nn.remote import run_summary  # noqa: E402
 from gradsae_nn.report import markdown_table  # noqa: E402
 
 DEFAULT_N_CORRECT = 50
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Overlap = |A∩B| / min(|A|, |B|). Paper: Gemma 2 9B IT, layer 9.")
     atomic_write_text(out_dir / "table.md", f"## {title}\n\n{note}\n\n"
                       + markdown_table(["", "ours", "paper (Table 3)"], rows))
-    extra = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1)}
+    extra = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
+             **run_summary(prepared.model)}
     atomic_write_json(out_dir / "summary.json", {**stats, **extra})
     manifest.finish(**extra)
     table = Table(title=title)

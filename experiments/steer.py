@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from gradsae_nn.cli import ArgumentParser, run  # noqa: E402
 from gradsae_nn.errors import UsageError  # noqa: E402
 from gradsae_nn.experiment import begin, experiment_parser, method_options  # noqa: E402
+from gradsae_nn.remote import run_summary  # noqa: E402
 from gradsae_nn.report import publish  # noqa: E402
 from gradsae_nn.splice import EDIT_POSITIONS  # noqa: E402
 from gradsae_nn.steering import PARTNER_POOLS, VALUE_SOURCES, run_steering  # noqa: E402
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [f"{len(records)} correct examples with a partner ({n_alone} without one, left out), from "
              f"{prepared.n_answered} answered questions; scored against the partner's gold answers."]
     stats = {"n_answered": prepared.n_answered, "n_without_partner": n_alone,
-             "seconds_total": round(time.perf_counter() - started, 1), **prepared.extra}
+             "seconds_total": round(time.perf_counter() - started, 1), **prepared.extra, **run_summary(prepared.model)}
     publish(out_dir, manifest, "steer", title, records, ks, stats, notes)
     return 0
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .errors import UsageError
+from .errors import RemoteFailure, UsageError
 from .models import DEFAULT_MODEL, known_model_names
 from .squad import HUB_DATASET, PACKAGED_DEV
+
+if TYPE_CHECKING:
+    from .remote import RemoteOptions
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -49,6 +52,27 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="prompts per batch (left-padded; predictions do not depend on it) (default: %(default)s)")
 
 
+def add_remote_args(parser: argparse.ArgumentParser) -> None:
+    """--remote --ndif-host -v: run every trace on an NDIF server. The API key is read from NDIF_API_KEY only."""
+    parser.add_argument("--remote", action="store_true",
+                        help="run the model on an NDIF server (nnsight remote execution); the SAE stays here. "
+                             "API key: the NDIF_API_KEY environment variable (there is no option for it)")
+    parser.add_argument("--ndif-host", default=None, metavar="URL",
+                        help="NDIF API URL, e.g. http://127.0.0.1:8289 for `python -m gradsae_nn.ndif_local start` "
+                             "(default: nnsight's configured host: NDIF_HOST, its config file, or https://api.ndif.us)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="remote: every request's payload size and status, and the server's traceback on error")
+
+
+def remote_options(args: argparse.Namespace) -> "RemoteOptions | None":
+    """The `RemoteOptions` of `--remote/--ndif-host/-v`, or None for a local run."""
+    from .remote import RemoteOptions
+
+    if getattr(args, "ndif_host", None) and not args.remote:
+        raise UsageError("--ndif-host needs --remote (or drop it to run locally)")
+    return RemoteOptions(host=args.ndif_host, verbose=args.verbose) if getattr(args, "remote", False) else None
+
+
 def add_method_args(parser: argparse.ArgumentParser) -> None:
     """--layer --sae --splice --target --include-bos --edit-impl: how latents are scored and edited."""
     from .splice import EDIT_IMPLS, SPLICE_MODES
@@ -73,12 +97,18 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run(main: Callable[[], int | None]) -> None:
-    """Run a script's main: a `UsageError` becomes one line on stderr and exit 2; Ctrl-C exits 130."""
+    """Run a script's main: a `UsageError` becomes one line on stderr and exit 2, a `RemoteFailure` one line
+    (plus the server's traceback with -v) and exit 3; Ctrl-C exits 130."""
     try:
         code = main()
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except RemoteFailure as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.show_detail and exc.detail:
+            print(f"server traceback:\n{exc.detail}", file=sys.stderr)
+        sys.exit(3)
     except KeyboardInterrupt:
         print("interrupted: every finished result is saved; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from .editing import edited_generate
+from .editing import plan_generation, run_generations
 from .errors import UsageError
 from .generation import extract_answer
 from .metrics import score
 from .pipeline import Item
 from .progress import make_progress
 from .records import JsonlAppender, read_jsonl
-from .scoring import METHODS, LatentScores, score_examples
+from .scoring import METHODS, LatentScores, score_batches
 from .selection import Selection, parse_k, select
 from .splice import LatentEdit
 from .targets import ScoringInput
@@ -64,16 +64,16 @@ def settings(ks: Sequence[str], methods: Sequence[str] = METHODS) -> list[tuple[
 
 def score_items(model: "LoadedModel", sae: Any, items: Sequence[Item], options: MethodOptions
                 ) -> dict[str, LatentScores]:
-    """GradSAE and activation scores of each item (one forward + backward per `batch_size` items), by id."""
+    """GradSAE and activation scores of each item (one forward + backward per `batch_size` items), by id.
+
+    Remotely every batch goes in one request."""
     ordered = sorted(items, key=lambda it: len(it.prompt_ids) + len(it.answer_ids))  # less padding per batch
-    out: dict[str, LatentScores] = {}
-    for start in range(0, len(ordered), options.batch_size):
-        chunk = ordered[start:start + options.batch_size]
-        scores = score_examples(model, sae, options.layer, [ScoringInput(it.prompt_ids, it.answer_ids) for it in chunk],
-                                target=options.target, splice_mode=options.splice, method=options.scoring,
-                                include_first=options.include_bos)
-        out.update((it.id, s) for it, s in zip(chunk, scores))
-    return out
+    chunks = [ordered[start:start + options.batch_size] for start in range(0, len(ordered), options.batch_size)]
+    scores = score_batches(model, sae, options.layer,
+                           [[ScoringInput(it.prompt_ids, it.answer_ids) for it in chunk] for chunk in chunks],
+                           target=options.target, splice_mode=options.splice, method=options.scoring,
+                           include_first=options.include_bos)
+    return {it.id: s for chunk, chunk_scores in zip(chunks, scores) for it, s in zip(chunk, chunk_scores)}
 
 
 def select_all(scores: LatentScores, ks: Sequence[str], methods: Sequence[str] = METHODS
@@ -101,17 +101,42 @@ class GenerationJob:
 
 def run_jobs(model: "LoadedModel", sae: Any, jobs: Sequence[GenerationJob], options: MethodOptions,
              positions: str = "all") -> list[dict]:
-    """Generate every job (in batches of `gen_batch_size` rows) → `{"prediction", "em", "f1"}` per job, in order."""
-    results: list[dict] = []
-    for start in range(0, len(jobs), options.gen_batch_size):
-        chunk = jobs[start:start + options.gen_batch_size]
-        completions = edited_generate(model, sae, options.layer, [j.prompt_ids for j in chunk],
-                                      [j.edit for j in chunk], options.max_new_tokens, splice_mode=options.splice,
-                                      positions=positions, impl=options.edit_impl)
+    """Generate every job (in batches of `gen_batch_size` rows) → `{"prediction", "em", "f1"}` per job, in order.
+
+    Remotely every batch goes in one request.
+    """
+    return _run_groups(model, sae, [jobs], options, positions)[0]
+
+
+def run_job_groups(model: "LoadedModel", sae: Any, groups: Sequence[Sequence[GenerationJob]], options: MethodOptions,
+                   positions: str = "all") -> Iterator[list[dict]]:
+    """`run_jobs` of each group, yielded group by group (the same generate batches either way).
+
+    Locally each group is yielded as soon as it is generated (an interrupt loses one group). Remotely all
+    groups go in one request (one round trip per chunk of examples) and are yielded when it returns.
+    """
+    if model.remote is None:
+        for group in groups:
+            yield run_jobs(model, sae, group, options, positions)
+    else:
+        yield from _run_groups(model, sae, groups, options, positions)
+
+
+def _run_groups(model: "LoadedModel", sae: Any, groups: Sequence[Sequence[GenerationJob]], options: MethodOptions,
+                positions: str) -> list[list[dict]]:
+    """Each group's results; every group's generate batches run through one `run_generations` call."""
+    chunks = [(g, group[start:start + options.gen_batch_size]) for g, group in enumerate(groups)
+              for start in range(0, len(group), options.gen_batch_size)]
+    plans = [plan_generation(model, sae, [j.prompt_ids for j in chunk], [j.edit for j in chunk], options.max_new_tokens,
+                             splice_mode=options.splice, positions=positions, impl=options.edit_impl)
+             for _, chunk in chunks]
+    n_jobs = sum(len(group) for group in groups)
+    results: list[list[dict]] = [[] for _ in groups]
+    for (g, chunk), completions in zip(chunks, run_generations(model, options.layer, plans, f"{n_jobs} generations")):
         for job, ids in zip(chunk, completions):
             prediction = extract_answer(model.tokenizer.decode(ids, skip_special_tokens=True))
             em, f1 = score(prediction, job.golds)
-            results.append({"prediction": prediction, "em": em, "f1": f1})
+            results[g].append({"prediction": prediction, "em": em, "f1": f1})
     return results
 
 
@@ -158,12 +183,13 @@ def job_groups(items: Iterable[Item], jobs_of: Any, rows: int) -> Iterator[list[
 
 def experiment_parser(doc: str, default_n_correct: int = 50, default_ks: Sequence[str] = DEFAULT_KS) -> Any:
     """The parser every experiment script starts from: common, method, correct-set and experiment options."""
-    from .cli import ArgumentParser, add_common_args, add_method_args
+    from .cli import ArgumentParser, add_common_args, add_method_args, add_remote_args
     from .pipeline import add_correct_set_args
     from .prompts import PROMPTS
 
     parser = ArgumentParser(description=doc.split("\n\n")[0])
     add_common_args(parser)
+    add_remote_args(parser)
     add_method_args(parser)
     add_correct_set_args(parser, default_n_correct)
     add_experiment_args(parser, default_ks)
@@ -182,9 +208,16 @@ def add_experiment_args(parser: Any, default_ks: Sequence[str] = DEFAULT_KS) -> 
     parser.add_argument("--gen-batch-size", type=int, default=24,
                         help="generation rows per generate call; one example's settings share a call "
                              "(default: %(default)s)")
-    parser.add_argument("--scoring", default="trace", choices=SCORING_METHODS,
+    parser.add_argument("--scoring", default=None, choices=SCORING_METHODS,
                         help="trace: SAE spliced in the trace; x-grad: save x and dT/dx only and score client-side "
-                             "(the remote path); equal up to float rounding (default: %(default)s)")
+                             "(the remote path); equal up to float rounding (default: trace, x-grad with --remote)")
+
+
+def resolve_scoring(args: Any) -> str:
+    """`--scoring` as given, else `trace` locally and `x-grad` with `--remote` (no SAE travels); sets `args.scoring`."""
+    if getattr(args, "scoring", "trace") is None:
+        args.scoring = "x-grad" if getattr(args, "remote", False) else "trace"
+    return args.scoring
 
 
 def method_options(args: Any, layer: int) -> MethodOptions:

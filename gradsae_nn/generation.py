@@ -7,9 +7,11 @@ position ids from it, which is why a batched prediction equals the unbatched one
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
+
+from .remote import run_traces
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -54,12 +56,21 @@ def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_
     """
     pad = pad_id(model)
     input_ids, attention_mask = pad_left(prompts, pad)
-    inputs = {"input_ids": input_ids.to(model.device), "attention_mask": attention_mask.to(model.device)}
-    with torch.no_grad(), model.lm.generate(inputs, **generate_kwargs(model, max_new_tokens, stop_at_newline)
-                                            ) as tracer:
-        output = tracer.result.save()
+    kwargs = generate_kwargs(model, max_new_tokens, stop_at_newline)
+    kwargs.pop("tokenizer", None)
+    (output,) = run_traces(model, greedy_trace, [(model.lm, input_ids, attention_mask, kwargs)], long=True,
+                           label="answering")
     new_tokens = output[:, input_ids.shape[1]:].tolist()
     return [[t for t in row if t != pad] for row in new_tokens]
+
+
+def greedy_trace(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    """Kernel: plain greedy `generate` of a left-padded batch `[batch, width]`; returns `[batch, width + new]` ids."""
+    inputs = {"input_ids": input_ids.to(lm.device), "attention_mask": attention_mask.to(lm.device)}
+    kwargs = {**kwargs, "tokenizer": lm.tokenizer} if "stop_strings" in kwargs else kwargs
+    with torch.no_grad(), lm.generate(inputs, **kwargs) as tracer:
+        output = tracer.result.save()
+    return output
 
 
 def extract_answer(text: str) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .experiment import (GenerationJob, MethodOptions, job_groups, run_jobs, run_resumable, score_items, select_all,
-                         selection_record, settings)
+from .experiment import (GenerationJob, MethodOptions, job_groups, run_job_groups, run_resumable, score_items,
+                         select_all, selection_record, settings)
 from .pipeline import Item, Prepared
 from .splice import LatentEdit
 
@@ -49,8 +49,11 @@ def run_perturbation(prepared: Prepared, options: MethodOptions, ks: Sequence[st
     def process(chunk: list[Item]) -> Iterator[list[dict]]:
         scores = score_items(prepared.model, prepared.sae, chunk, options)
         planned = {it.id: perturbation_jobs(it, scores[it.id], ks) for it in chunk}
-        for group in job_groups(chunk, lambda it: planned[it.id][0], options.gen_batch_size):
-            results = iter(run_jobs(prepared.model, prepared.sae, [j for _, jobs in group for j in jobs], options))
+        groups = list(job_groups(chunk, lambda it: planned[it.id][0], options.gen_batch_size))
+        outputs = run_job_groups(prepared.model, prepared.sae, [[j for _, jobs in group for j in jobs] for group in groups],
+                                 options)
+        for group, group_outputs in zip(groups, outputs):
+            results = iter(group_outputs)
             records = []
             for item, item_jobs in group:
                 record = base_record(item, scores[item.id])

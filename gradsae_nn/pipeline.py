@@ -101,15 +101,19 @@ def prepare(args: argparse.Namespace, model: "LoadedModel | None" = None, layer:
     """Data, model (unless given), SAE and correct set from the common options.
 
     layer / sae_spec override `args.layer` / `args.sae` (the layer sweep passes each shipped layer).
+    With `--remote` the model runs on the NDIF server (`args.scoring` defaults to x-grad there).
     """
+    from .cli import remote_options
+    from .experiment import resolve_scoring
     from .models import load_model
 
     if args.n_correct is not None and args.n_correct < 0:
         raise UsageError(f"--n-correct must be ≥ 0, got {args.n_correct}")
+    resolve_scoring(args)
     examples = select_examples(to_examples(load_squad(args.data)), args.limit, args.seed)
     layer = args.layer if layer is None else layer
     spec = resolve_sae_spec(args.model, layer, sae_spec or args.sae)
-    model = model or load_model(args.model, device=args.device, dtype=args.dtype)
+    model = model or load_model(args.model, device=args.device, dtype=args.dtype, remote=remote_options(args))
     sae = load_sae(spec, model, layer)
     layer = sae_layer_for(spec, layer, sae)
     template = get_template(getattr(args, "prompt", None), model)

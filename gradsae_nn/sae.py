@@ -159,8 +159,9 @@ class SAESlice:
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Activations of the sliced latents, `[..., d_in]` → `[..., m]`; equal to `sae.encode(x)[..., latents]`."""
-        pre = (x.to(self.W_enc.dtype) - self.b_dec_in) @ self.W_enc + self.b_enc
-        return torch.relu(pre) * (pre > self.threshold).to(pre.dtype)
+        device = x.device  # a remote server's x may live on another device than these rows
+        pre = (x.to(self.W_enc.dtype) - self.b_dec_in.to(device)) @ self.W_enc.to(device) + self.b_enc.to(device)
+        return torch.relu(pre) * (pre > self.threshold.to(device)).to(pre.dtype)
 
 
 def slice_sae(sae: Any, latents: torch.Tensor | list[int]) -> SAESlice:

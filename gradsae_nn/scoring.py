@@ -18,6 +18,7 @@ import torch
 
 from .errors import UsageError
 from .generation import pad_id
+from .remote import run_traces
 from .splice import BatchEdit, EditApplier, LatentEdit, check_splice, resolve_edit_impl, splice
 from .targets import ScoringBatch, ScoringInput, build_batch, check_target, target_values
 
@@ -69,27 +70,35 @@ def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, t
                          float(target[i]), last[i]) for i in range(h.shape[0])]
 
 
-def layer_grads(model: "LoadedModel", layer: int, batch: ScoringBatch, target: str, sae: Any = None,
-                splice_mode: str = "lossless") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward + backward; returns activations `a`, `∂T/∂a` (both `[batch, prompt_end, ·]`) and `T` `[batch]`.
+def grad_trace(lm: Any, module: Any, batch: ScoringBatch, target: str, sae: Any = None,
+               splice_mode: str = "lossless") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The scoring kernel: one forward + backward; activations `a`, `∂T/∂a` (both `[batch, prompt_end, ·]`), `T` `[batch]`.
 
-    With `sae`, the SAE is spliced into the layer and `a = h` `[.., d_sae]`. Without, `a = x` `[.., d_model]`,
+    lm: the nnsight model; module: the envoy of the layer. With `sae`, the SAE is spliced into the layer
+    and `a = h` `[.., d_sae]` (local only: the SAE object cannot travel). Without, `a = x` `[.., d_model]`,
     the layer output itself; `requires_grad_(True)` is needed there because the model is frozen (and a
-    remote server freezes it regardless).
+    remote server freezes it regardless). Runs locally or, inside a session, on an NDIF server.
     """
-    module = model.layer(layer)
-    with model.lm.trace(batch.model_inputs(model.device)):
+    with lm.trace(batch.model_inputs(lm.device)):
         if sae is None:
             acts = module.output
             acts.requires_grad_(True)
         else:
             module.output, acts = splice(sae, module.output, splice_mode)
-        values = target_values(model.lm.lm_head.output, batch, target)
+        values = target_values(lm.lm_head.output, batch, target)
         (grad,) = torch.autograd.grad(values.sum(), acts)
         acts_prompt = acts[:, : batch.prompt_end].detach().save()
         grad_prompt = grad[:, : batch.prompt_end].save()
         values = values.detach().save()
     return acts_prompt, grad_prompt, values
+
+
+def layer_grads(model: "LoadedModel", layer: int, batches: Sequence[ScoringBatch], target: str, sae: Any = None,
+                splice_mode: str = "lossless") -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """`grad_trace` for each batch (remotely: all in one request)."""
+    module = model.layer(layer)
+    return run_traces(model, grad_trace, [(model.lm, module, batch, target, sae, splice_mode) for batch in batches],
+                      label="scoring")
 
 
 def latent_grads_from_x(sae: Any, x: torch.Tensor, grad_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,20 +113,33 @@ def score_examples(model: "LoadedModel", sae: Any, layer: int, examples: Sequenc
                    target: str = "answer-logprob", splice_mode: str = "lossless", method: str = "trace",
                    include_first: bool = False) -> list[LatentScores]:
     """Scores for each example, computed in one batched forward + backward."""
+    return score_batches(model, sae, layer, [examples], target, splice_mode, method, include_first)[0]
+
+
+def score_batches(model: "LoadedModel", sae: Any, layer: int, batches: Sequence[Sequence[ScoringInput]],
+                  target: str = "answer-logprob", splice_mode: str = "lossless", method: str = "trace",
+                  include_first: bool = False) -> list[list[LatentScores]]:
+    """`score_examples` for each batch of examples; one forward + backward per batch, remotely in one request.
+
+    Remotely only `x-grad` is possible: the SAE stays here and scores come from the saved `x` and `∂T/∂x`.
+    """
     check_target(target)
     check_splice(splice_mode)
     if method not in SCORING_METHODS:
         raise UsageError(f"unknown scoring method {method!r}; use one of {', '.join(SCORING_METHODS)}")
     if method == "x-grad" and splice_mode != "lossless":
         raise UsageError("the x-grad path is exact only for --splice lossless; use the trace method for reconstruct")
-    batch = build_batch(examples, pad_id=pad_id(model))
-    if method == "trace":
-        h, grad_h, values = layer_grads(model, layer, batch, target, sae=sae, splice_mode=splice_mode)
-    else:
-        x, grad_x, values = layer_grads(model, layer, batch, target)
-        h, grad_h = latent_grads_from_x(sae, x, grad_x)
-    scored = batch.scored_positions(include_first).to(h.device)
-    return reduce_scores(h.float(), grad_h.float(), scored, values)
+    if method == "trace" and model.remote is not None:
+        raise UsageError("remote scoring sends no SAE: use --scoring x-grad (x and dT/dx come back, scores are "
+                         "computed here; the default with --remote)")
+    built = [build_batch(examples, pad_id=pad_id(model)) for examples in batches]
+    grads = layer_grads(model, layer, built, target, sae=sae if method == "trace" else None, splice_mode=splice_mode)
+    out = []
+    for batch, (acts, grad, values) in zip(built, grads):
+        h, grad_h = (acts, grad) if method == "trace" else latent_grads_from_x(sae, acts, grad)
+        scored = batch.scored_positions(include_first).to(h.device)
+        out.append(reduce_scores(h.float(), grad_h.float(), scored, values))
+    return out
 
 
 def edited_targets(model: "LoadedModel", sae: Any, layer: int, examples: Sequence[ScoringInput],
@@ -130,9 +152,15 @@ def edited_targets(model: "LoadedModel", sae: Any, layer: int, examples: Sequenc
     check_target(target)
     batch = build_batch(examples, pad_id=pad_id(model))
     applier = EditApplier(sae, BatchEdit.build(edits, model.device, sae.W_dec.dtype),
-                          resolve_edit_impl(sae, impl, splice_mode), splice_mode)
-    module = model.layer(layer)
-    with torch.no_grad(), model.lm.trace(batch.model_inputs(model.device)):
+                          resolve_edit_impl(sae, impl, splice_mode, remote=model.remote is not None), splice_mode)
+    (values,) = run_traces(model, edited_target_trace, [(model.lm, model.layer(layer), batch, applier, target)],
+                           label="edited targets")
+    return values
+
+
+def edited_target_trace(lm: Any, module: Any, batch: ScoringBatch, applier: EditApplier, target: str) -> torch.Tensor:
+    """Kernel: the target `[batch]` with `applier`'s edit at every position of the layer (no grad)."""
+    with torch.no_grad(), lm.trace(batch.model_inputs(lm.device)):
         module.output = applier(module.output)
-        values = target_values(model.lm.lm_head.output, batch, target).save()
+        values = target_values(lm.lm_head.output, batch, target).save()
     return values

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from .errors import UsageError
-from .sae import SAESlice, is_sliceable, slice_sae
+from .sae import SAESlice, is_sliceable, sae_architecture, slice_sae
 
 SPLICE_MODES = ("lossless", "reconstruct")
 EDIT_IMPLS = ("auto", "sliced", "full")
@@ -86,8 +86,11 @@ class BatchEdit:
         return cls(torch.tensor(union, dtype=torch.long, device=device), zero_mask.to(device), inject.to(device))
 
 
-def resolve_edit_impl(sae: Any, impl: str, splice_mode: str) -> str:
-    """`auto` → `sliced` where exact (ReLU/JumpReLU, lossless), else `full`; refuses an impossible `sliced`."""
+def resolve_edit_impl(sae: Any, impl: str, splice_mode: str, remote: bool = False) -> str:
+    """`auto` → `sliced` where exact (ReLU/JumpReLU, lossless), else `full`; refuses an impossible `sliced`.
+
+    remote: only `sliced` is possible (the request carries the edited latents' rows, never the SAE).
+    """
     if impl not in EDIT_IMPLS:
         raise UsageError(f"unknown --edit-impl {impl!r}; use one of {', '.join(EDIT_IMPLS)}")
     if impl == "sliced" and splice_mode == "reconstruct":
@@ -95,7 +98,14 @@ def resolve_edit_impl(sae: Any, impl: str, splice_mode: str) -> str:
     if impl == "sliced" and not is_sliceable(sae):
         slice_sae(sae, [])  # raises the one-line explanation
     if impl == "auto":
-        return "sliced" if is_sliceable(sae) and splice_mode == "lossless" else "full"
+        impl = "sliced" if is_sliceable(sae) and splice_mode == "lossless" else "full"
+    if remote and impl != "sliced":
+        why = ("--splice reconstruct runs the model on the whole SAE's output" if splice_mode == "reconstruct" else
+               "--edit-impl full needs the whole SAE" if is_sliceable(sae) else
+               f"this SAE is {sae_architecture(sae)!r} (normalize_activations={sae.cfg.normalize_activations!r}): its "
+               f"latents depend on each other (TopK picks the k largest of all), so it cannot be sliced")
+        raise UsageError(f"remote edits send only the edited latents' encoder/decoder rows (the sliced edit, ReLU or "
+                         f"JumpReLU SAEs with --splice lossless); {why}: run this edit locally")
     return impl
 
 
@@ -105,11 +115,15 @@ class EditApplier:
     sliced: `x' = x − (f_U(x) ⊙ zero_mask) W_dec[U] + inject W_dec[U]`, where `f_U` encodes only `U`'s rows.
     For ReLU/JumpReLU SAEs this equals `decode(edit(encode(x))) + (x − decode(encode(x)))` (tested).
     full: that right-hand side literally (lossless), or `decode(edit(encode(x)))` (reconstruct).
+
+    A sliced applier keeps only the slice (no reference to the SAE), so it can travel in a remote request:
+    `[u, d_in]` encoder and decoder rows plus the `[batch, u]` masks. Its tensors follow `x` to its device.
     """
 
     def __init__(self, sae: Any, edit: BatchEdit, impl: str, splice_mode: str) -> None:
-        self.sae, self.edit, self.impl, self.splice_mode = sae, edit, impl, splice_mode
+        self.edit, self.impl, self.splice_mode = edit, impl, splice_mode
         self.slice: SAESlice | None = slice_sae(sae, edit.latents) if impl == "sliced" else None
+        self.sae = None if self.slice is not None else sae
 
     def __call__(self, x: torch.Tensor, positions: slice = slice(None)) -> torch.Tensor:
         """Edited copy of `x`: columns `positions` edited; the others unchanged (lossless) or
@@ -125,7 +139,8 @@ class EditApplier:
         edit = self.edit
         if self.slice is not None:
             f = self.slice.encode(x)                                      # [batch, seq, u]
-            delta = (edit.inject[:, None, :] - f * edit.zero_mask[:, None, :]) @ self.slice.W_dec
+            inject, zero_mask = edit.inject.to(f.device), edit.zero_mask.to(f.device)
+            delta = (inject[:, None, :] - f * zero_mask[:, None, :]) @ self.slice.W_dec.to(f.device)
             return x + delta.to(x.dtype)
         h = self.sae.encode(x)                                            # [batch, seq, d_sae]
         edited = h.clone()

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import torch
 
 from .errors import UsageError
-from .experiment import (GenerationJob, MethodOptions, job_groups, run_jobs, run_resumable, score_items, select_all,
-                         selection_record)
+from .experiment import (GenerationJob, MethodOptions, job_groups, run_job_groups, run_resumable, score_items,
+                         select_all, selection_record)
 from .metrics import score
 from .pipeline import Item, Prepared
 from .qa import is_correct
@@ -105,9 +105,12 @@ def run_steering(prepared: Prepared, options: MethodOptions, ks: Sequence[str], 
         scores = score_items(prepared.model, prepared.sae, list(needed.values()), options)
         planned = {it.id: steering_jobs(it, mates[it.id], scores[it.id], scores[mates[it.id].id], ks, source)
                    for it in chunk}
-        for group in job_groups(chunk, lambda it: planned[it.id][0], options.gen_batch_size):
-            jobs = [job for _, item_jobs in group for job in item_jobs]
-            results = iter(run_jobs(prepared.model, prepared.sae, jobs, options, positions=positions))
+        groups = list(job_groups(chunk, lambda it: planned[it.id][0], options.gen_batch_size))
+        outputs = run_job_groups(prepared.model, prepared.sae,
+                                 [[job for _, item_jobs in group for job in item_jobs] for group in groups], options,
+                                 positions=positions)
+        for group, group_outputs in zip(groups, outputs):
+            results = iter(group_outputs)
             yield [steering_record(item, mates[item.id], planned[item.id][1],
                                    {job.setting: next(results) for job in item_jobs}) for item, item_jobs in group]
 

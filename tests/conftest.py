@@ -3,6 +3,17 @@
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """`remote` tests start a local NDIF server (~1.5 min, ~4 GB RAM): they run only when the -m expression
+    names them (`-m remote`), never as a side effect of `pytest` or `-m "not slow"`."""
+    if "remote" in (config.option.markexpr or ""):
+        return
+    remote = [item for item in items if "remote" in item.keywords]
+    if remote:
+        config.hook.pytest_deselected(items=remote)
+        items[:] = [item for item in items if "remote" not in item.keywords]
+
+
 @pytest.fixture(scope="session")
 def smollm():
     from gradsae_nn.models import load_model

@@ -129,12 +129,12 @@ def test_perturb_outputs_and_wiring(workdir, tiny, tiny_model_dir, tiny_sae_dir)
 
 
 def test_perturb_resume_after_interrupt_matches_uninterrupted(workdir, tiny_model_dir, tiny_sae_dir, monkeypatch):
-    import gradsae_nn.perturbation as perturbation
+    import gradsae_nn.experiment as experiment
 
     args = ["--k", "1", "10", "--gen-batch-size", "9"]  # one example (9 generations) per generate call
     assert perturb.main(base_args(tiny_model_dir, tiny_sae_dir, workdir / "whole", *args)) == 0
 
-    real_run_jobs, calls = perturbation.run_jobs, []
+    real_run_jobs, calls = experiment.run_jobs, []
 
     def interrupted(*a, **kw):
         calls.append(1)
@@ -142,12 +142,12 @@ def test_perturb_resume_after_interrupt_matches_uninterrupted(workdir, tiny_mode
             raise KeyboardInterrupt  # Ctrl-C while the second example generates
         return real_run_jobs(*a, **kw)
 
-    monkeypatch.setattr(perturbation, "run_jobs", interrupted)
+    monkeypatch.setattr(experiment, "run_jobs", interrupted)
     out = workdir / "resumed"
     with pytest.raises(KeyboardInterrupt):
         perturb.main(base_args(tiny_model_dir, tiny_sae_dir, out, *args))
     assert len((out / "examples.jsonl").read_text().splitlines()) == 1  # the finished example survived
-    monkeypatch.setattr(perturbation, "run_jobs", real_run_jobs)
+    monkeypatch.setattr(experiment, "run_jobs", real_run_jobs)
     assert perturb.main(base_args(tiny_model_dir, tiny_sae_dir, out, *args)) == 0
     assert len((out / "examples.jsonl").read_text().splitlines()) == 3
     for name in ("table.md", "table.csv"):

