@@ -27,7 +27,9 @@ from gradsae_nn.targets import ScoringInput, build_batch, target_values  # noqa:
 
 
 def plain_forward_backward(ctx: Context, example: ScoringInput) -> torch.Tensor:
-    """∂T/∂x at the layer for one example with a forward hook and `torch.autograd.grad` (no nnsight, no SAE)."""
+    """∂T/∂x at the layer for one example with a forward hook and `torch.autograd.grad` (no nnsight, no SAE).
+
+    Same model inputs as scoring (`ScoringBatch.model_inputs`: only the answer-predicting logits)."""
     batch = build_batch([example], pad_id=0)
     store = {}
 
@@ -71,7 +73,8 @@ def row_scoring(ctx: Context) -> Row:
     return Row("1", "GradSAE scoring, 1 example (nnsight, lossless splice, fwd + bwd)",
                "plain PyTorch fwd + bwd to layer L (hook + autograd.grad)", t["gradsae"].describe(),
                t["plain"].describe(), f"{ratio:.3f}×", "≤ 1.10×", met(ratio <= 1.10),
-               [f"prompt {len(example.prompt_ids)} + answer {len(example.answer_ids)} tokens; "
+               [f"prompt {len(example.prompt_ids)} + answer {len(example.answer_ids)} tokens, both sides on the same "
+                f"model inputs (LM head on the answer-predicting columns only); "
                 f"paired ratio median {fmt(paired_ratio(t['gradsae'], t['plain']).median)}×, "
                 f"IQR [{fmt(paired_ratio(t['gradsae'], t['plain']).q1)}–"
                 f"{fmt(paired_ratio(t['gradsae'], t['plain']).q3)}]."])
