@@ -49,18 +49,9 @@ class ScoringBatch:
     prompt_start: torch.Tensor
     answer_len: torch.Tensor
 
-    def model_inputs(self, device: torch.device | str, all_logits: bool = False) -> dict[str, torch.Tensor]:
-        """Keyword inputs of the model's forward.
-
-        Unless `all_logits`, `logits_to_keep` limits the LM head to the columns that predict answer tokens
-        (`prompt_end − 1` onwards), the only ones the target reads: the full `[batch, seq, vocab]` logits
-        and their gradient otherwise take ~45% of a ~500-token scoring pass's memory (docs/benchmarks.md, row 6).
-        """
-        inputs = {"input_ids": self.input_ids.to(device), "attention_mask": self.attention_mask.to(device),
-                  "position_ids": self.position_ids.to(device)}
-        if not all_logits:
-            inputs["logits_to_keep"] = torch.arange(self.prompt_end - 1, self.input_ids.shape[1] - 1, device=device)
-        return inputs
+    def model_inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.input_ids.to(device), "attention_mask": self.attention_mask.to(device),
+                "position_ids": self.position_ids.to(device)}
 
     def scored_positions(self, include_first: bool) -> torch.Tensor:
         """`[batch, prompt_end]` bool: the prompt positions whose gradients are read.
@@ -98,18 +89,11 @@ def build_batch(examples: Sequence[ScoringInput], pad_id: int) -> ScoringBatch:
 
 
 def target_values(logits: torch.Tensor, batch: ScoringBatch, target: str) -> torch.Tensor:
-    """`[batch]` target per row from `logits`: `[batch, seq, vocab]`, or `[batch, n_answer, vocab]` when only the
-    answer-predicting columns were computed (`model_inputs` without `all_logits`). Rows are independent, so
-    the gradient of their sum w.r.t. one row's activations is that row's own gradient."""
+    """`[batch]` target per row from `logits` `[batch, seq, vocab]`; rows are independent, so the gradient
+    of their sum w.r.t. one row's activations is that row's own gradient."""
     n_answer = int(batch.answer_len.max())
-    if logits.shape[1] == batch.input_ids.shape[1]:
-        start = batch.prompt_end - 1  # logits at column t predict the token at t+1: answer token j is at prompt_end + j
-    elif logits.shape[1] == n_answer:
-        start = 0
-    else:
-        raise ValueError(f"logits cover {logits.shape[1]} columns; expected {batch.input_ids.shape[1]} (all) or "
-                         f"{n_answer} (the answer-predicting ones)")
-    pred = logits[:, start: start + n_answer].float().log_softmax(-1)
+    # logits at column t predict the token at t+1: answer token j sits at prompt_end + j
+    pred = logits[:, batch.prompt_end - 1: batch.prompt_end - 1 + n_answer].float().log_softmax(-1)
     tokens = batch.input_ids[:, batch.prompt_end: batch.prompt_end + n_answer].to(pred.device)
     logp = pred.gather(-1, tokens[..., None])[..., 0]                        # [batch, n_answer]
     valid = torch.arange(n_answer, device=pred.device)[None, :] < batch.answer_len[:, None].to(pred.device)
