@@ -27,9 +27,8 @@ from gradsae_nn.targets import ScoringInput, build_batch, target_values  # noqa:
 
 
 def plain_forward_backward(ctx: Context, example: ScoringInput) -> torch.Tensor:
-    """∂T/∂x at the layer for one example with a forward hook and `torch.autograd.grad` (no nnsight, no SAE).
-
-    Same model inputs as scoring (`ScoringBatch.model_inputs`: only the answer-predicting logits)."""
+    """∂T/∂x at the layer for one example with a forward hook and `torch.autograd.grad` (no nnsight, no SAE),
+    on the same model inputs as scoring (`ScoringBatch.model_inputs`)."""
     batch = build_batch([example], pad_id=0)
     store = {}
 
@@ -70,14 +69,12 @@ def row_scoring(ctx: Context) -> Row:
     t = interleaved({"gradsae": lambda: score_examples(ctx.model, ctx.sae, ctx.layer, [example]),
                      "plain": lambda: plain_forward_backward(ctx, example)}, ctx.repeats, sync=ctx.sync)
     ratio = t["gradsae"].median / t["plain"].median
+    pr = paired_ratio(t["gradsae"], t["plain"])
     return Row("1", "GradSAE scoring, 1 example (nnsight, lossless splice, fwd + bwd)",
                "plain PyTorch fwd + bwd to layer L (hook + autograd.grad)", t["gradsae"].describe(),
                t["plain"].describe(), f"{ratio:.3f}×", "≤ 1.10×", met(ratio <= 1.10),
-               [f"prompt {len(example.prompt_ids)} + answer {len(example.answer_ids)} tokens, both sides on the same "
-                f"model inputs (LM head on the answer-predicting columns only); "
-                f"paired ratio median {fmt(paired_ratio(t['gradsae'], t['plain']).median)}×, "
-                f"IQR [{fmt(paired_ratio(t['gradsae'], t['plain']).q1)}–"
-                f"{fmt(paired_ratio(t['gradsae'], t['plain']).q3)}]."])
+               [f"prompt {len(example.prompt_ids)} + answer {len(example.answer_ids)} tokens, same model inputs on both "
+                f"sides; paired ratio median {fmt(pr.median)}×, IQR [{fmt(pr.q1)}–{fmt(pr.q3)}]."])
 
 
 def row_generate(ctx: Context) -> Row:

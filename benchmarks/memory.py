@@ -2,8 +2,8 @@
 
 The forward is the model's plain forward, no grad, returning every column's logits (what a forward
 costs as people run it). Measured once each for context: the forward with only the answer-predicting
-logits (`logits_to_keep`, as scoring computes them), and a plain-PyTorch forward + backward to the layer
-(`core.plain_forward_backward`): the cost of any backward, without nnsight or the SAE.
+logits (`logits_to_keep`: how much of a forward is the `[seq, vocab]` logits), and a plain-PyTorch forward +
+backward to the layer (`core.plain_forward_backward`): the cost of any backward, without nnsight or the SAE.
 
 Each measurement runs in a fresh subprocess (`python -m benchmarks.memory SPEC.json scoring|forward`), so
 neither sees the other's cached allocations: it loads the model and SAE, warms the code path up on an
@@ -95,9 +95,12 @@ def worker(spec_path: str, what: str) -> dict:
 
             plain_forward_backward(SimpleNamespace(hf=model.lm._module, layer=spec["layer"], device=model.device), ex)
         else:  # "forward": every column's logits, as a plain forward returns them; "forward-answer": answer columns
+            batch = build_batch([ex], pad_id=0)
+            inputs = batch.model_inputs(model.device)
+            if what == "forward-answer":
+                inputs["logits_to_keep"] = torch.arange(batch.prompt_end - 1, batch.input_ids.shape[1] - 1)
             with torch.no_grad():
-                model.lm._module(**build_batch([ex], pad_id=0).model_inputs(model.device,
-                                                                            all_logits=what == "forward"))
+                model.lm._module(**inputs)
 
     run(warm)
     gc.collect()
@@ -127,11 +130,6 @@ def measure(spec: dict, what: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-# Measured before the library computed only the answer-predicting logits when scoring (targets.model_inputs
-# `logits_to_keep`), one subprocess each, on the 2-core machine under contention, at commit 3e6fce3.
-BEFORE = "scoring 560 MiB, plain fwd + bwd 471 MiB, forward 128 MiB (4.4×)"
-
-
 def row_memory(ctx, model_name: str, repeats: int) -> Row:
     example = ctx.inputs[0]
     spec = {"model": model_name, "device": str(ctx.device), "sae": ctx.sae_spec, "layer": ctx.layer,
@@ -153,9 +151,8 @@ def row_memory(ctx, model_name: str, repeats: int) -> Row:
                [f"{how}; median of {repeats} fresh subprocesses each (scoring: {runs('scoring')} MiB; forward: "
                 f"{runs('forward')} MiB); {len(example.prompt_ids)} + {len(example.answer_ids)} tokens. Once each: "
                 f"forward with answer-predicting logits only {med['forward-answer']:.0f} MiB; plain PyTorch fwd + bwd "
-                f"to layer {ctx.layer} (answer logits only, no nnsight, no SAE) {med['plain-fwd-bwd']:.0f} MiB, so "
-                f"scoring / plain fwd + bwd = {med['scoring'] / med['plain-fwd-bwd']:.2f}×. Before scoring kept only "
-                f"the answer-predicting logits: {BEFORE}."])
+                f"to layer {ctx.layer} (no nnsight, no SAE) {med['plain-fwd-bwd']:.0f} MiB, so scoring / plain fwd + bwd = "
+                f"{med['scoring'] / med['plain-fwd-bwd']:.2f}×."])
 
 
 if __name__ == "__main__":
