@@ -1,6 +1,7 @@
 """Row 7: a remote (NDIF) trace with an SAE edit: latency and request bytes, sliced edit vs full SAE.
 
-Kept in one place so the remote client of the `ndif-local` branch can replace the plain-nnsight calls here.
+Kept in one place (one function, `rows_remote`) so the remote client of the `ndif-local` branch can replace
+the plain-nnsight calls here. (Named apart from that branch's standalone `benchmarks/remote.py`.)
 
 The trace: one forward of the example's prompt with its GradSAE top 20 zeroed at every position of the
 layer, saving the last position's logits. The edit is written inline in the trace (tensors and torch ops
