@@ -73,8 +73,8 @@ def row_scoring(ctx: Context) -> Row:
     return Row("1", "GradSAE scoring, 1 example (nnsight, lossless splice, fwd + bwd)",
                "plain PyTorch fwd + bwd to layer L (hook + autograd.grad)", t["gradsae"].describe(),
                t["plain"].describe(), f"{ratio:.3f}×", "≤ 1.10×", met(ratio <= 1.10),
-               [f"prompt {len(example.prompt_ids)} + answer {len(example.answer_ids)} tokens, same model inputs on both "
-                f"sides; paired ratio median {fmt(pr.median)}×, IQR [{fmt(pr.q1)}–{fmt(pr.q3)}]."])
+               [f"prompt {len(example.prompt_ids)} + answer {len(example.answer_ids)} tokens, same model inputs on "
+                f"both sides; paired ratio median {fmt(pr.median)}×, IQR [{fmt(pr.q1)}–{fmt(pr.q3)}]."])
 
 
 def row_generate(ctx: Context) -> Row:

@@ -41,7 +41,8 @@ def row_from_manifest(results_dir: Path, model: str, layer: int) -> Row:
     argv = " ".join(m.get("argv") or []) or "(none)"
     if not m.get("ended") or "seconds_total" not in m:
         return Row.not_measured("8", WHAT, "—", "≤ 30 min on 2 cores",
-                                f"the run in {path} (started {m.get('started')}, options {argv}) has no end time (still running, or interrupted)")
+                                f"the run in {path} (started {m.get('started')}, options {argv}) has no end time "
+                                "(still running, or interrupted)")
     seconds = float(m["seconds_total"])
     n = int(m["n_examples"])
     wall = (datetime.fromisoformat(m["ended"]) - datetime.fromisoformat(m["started"])).total_seconds()

@@ -87,7 +87,8 @@ def run_group(group: str, make: Callable[[], list[Row]]) -> list[Row]:
         rows = make()
     except Exception as exc:  # noqa: BLE001 - one failing row must not lose the others
         traceback.print_exc()
-        rows = [Row.not_measured(n, w, "—", g, f"failed: {type(exc).__name__}: {exc}") for n, w, g in PLACEHOLDERS[group]]
+        reason = f"failed: {type(exc).__name__}: {exc}"
+        rows = [Row.not_measured(n, w, "—", g, reason) for n, w, g in PLACEHOLDERS[group]]
     log(f"row {group} done in {time.perf_counter() - start:.0f} s: "
         + "; ".join(f"{r.number} {r.a} vs {r.b} → {r.ratio} ({r.met})" for r in rows))
     return rows
