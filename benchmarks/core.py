@@ -1,125 +1,102 @@
-"""GradSAE core overheads, measured side by side in one process on the embedded model.
+"""Rows 1–2: GradSAE core overheads against plain PyTorch / Hugging Face, same input, same process.
 
-    python benchmarks/core.py [--repeats 7] [--layer 15] [--model smollm2-135m-it]
+    python benchmarks/core.py [--repeats 5] [--model smollm2-135m-it] [--layer 15]   # rows 1–2 only
 
 1. GradSAE scoring of one SQuAD example (nnsight trace, lossless splice, forward + backward)
    vs plain PyTorch forward + backward to the layer (a forward hook, `torch.autograd.grad`).   goal ≤ 1.10×
-2. Edited greedy generate, 32 new tokens, 20 latents zeroed at every step
+2. Edited greedy generate, `--gen-tokens` (32) new tokens, the example's GradSAE top 20 zeroed at every step
    vs unedited Hugging Face `generate` (KV cache on both).                                       goal ≤ 1.15×
-
-Repeats are interleaved (A, B, A, B, ...) after a warm-up and the median is reported: the ratio is the
-claim, absolute times are context (shared, noisy machines).
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.context import N_EDITED, Context  # noqa: E402
+from benchmarks.report import Row, met  # noqa: E402
+from benchmarks.timing import fmt, interleaved, paired_ratio  # noqa: E402
 from gradsae_nn.editing import edited_generate  # noqa: E402
-from gradsae_nn.models import load_model  # noqa: E402
-from gradsae_nn.prompts import get_template, prompt_ids  # noqa: E402
-from gradsae_nn.sae import load_sae, shipped_sae_names  # noqa: E402
 from gradsae_nn.scoring import score_examples  # noqa: E402
-from gradsae_nn.selection import select  # noqa: E402
-from gradsae_nn.splice import LatentEdit  # noqa: E402
-from gradsae_nn.squad import load_squad, to_examples  # noqa: E402
 from gradsae_nn.targets import ScoringInput, build_batch, target_values  # noqa: E402
 
 
-def interleaved(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each function, run in alternation after one warm-up call each."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+def plain_forward_backward(ctx: Context, example: ScoringInput) -> torch.Tensor:
+    """∂T/∂x at the layer for one example with a forward hook and `torch.autograd.grad` (no nnsight, no SAE),
+    on the same model inputs as scoring (`ScoringBatch.model_inputs`)."""
+    batch = build_batch([example], pad_id=0)
+    store = {}
+
+    def hook(_module, _inputs, out):
+        out.requires_grad_(True)
+        store["x"] = out
+
+    handle = ctx.hf.model.layers[ctx.layer].register_forward_hook(hook)
+    try:
+        logits = ctx.hf(**batch.model_inputs(ctx.device)).logits
+    finally:
+        handle.remove()
+    (grad,) = torch.autograd.grad(target_values(logits, batch, "answer-logprob").sum(), store["x"])
+    return grad
 
 
-def random_sae(d_in: int, d_sae: int, layer: int):
-    """A ReLU SAE of the shipped width with random weights: the timings do not depend on training."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-    from sae_lens.saes.sae import SAEMetadata
+def hf_generate(ctx: Context, prompts: list[tuple[int, ...]], new_tokens: int) -> torch.Tensor:
+    """Unedited greedy `generate` of the transformers model, KV cache on, exactly `new_tokens` tokens.
 
-    torch.manual_seed(0)
-    sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae,
-                                        metadata=SAEMetadata(hook_name=f"blocks.{layer}.hook_resid_post")))
+    Left-padded like the library's generation, so the same helper serves batch 1 and batch n."""
+    from gradsae_nn.generation import pad_id, pad_left
+
+    ids, mask = pad_left(prompts, pad_id(ctx.model))
     with torch.no_grad():
-        sae.b_enc.fill_(-2.0)
-    return sae.requires_grad_(False)
+        return ctx.hf.generate(ids.to(ctx.device), attention_mask=mask.to(ctx.device), max_new_tokens=new_tokens,
+                               min_new_tokens=new_tokens, do_sample=False, use_cache=True,
+                               pad_token_id=pad_id(ctx.model))
+
+
+def ours_generate(ctx: Context, index: int) -> list[list[int]]:
+    """The library's edited generate of example `index` with its edit, exactly `ctx.gen_tokens` tokens."""
+    return edited_generate(ctx.model, ctx.sae, ctx.layer, [ctx.inputs[index].prompt_ids], [ctx.edits[index]],
+                           ctx.gen_tokens, stop_at_newline=False)
+
+
+def row_scoring(ctx: Context) -> Row:
+    example = ctx.inputs[0]
+    t = interleaved({"gradsae": lambda: score_examples(ctx.model, ctx.sae, ctx.layer, [example]),
+                     "plain": lambda: plain_forward_backward(ctx, example)}, ctx.repeats, sync=ctx.sync)
+    ratio = t["gradsae"].median / t["plain"].median
+    pr = paired_ratio(t["gradsae"], t["plain"])
+    return Row("1", "GradSAE scoring, 1 example (nnsight, lossless splice, fwd + bwd)",
+               "plain PyTorch fwd + bwd to layer L (hook + autograd.grad)", t["gradsae"].describe(),
+               t["plain"].describe(), f"{ratio:.3f}×", "≤ 1.10×", met(ratio <= 1.10),
+               [f"prompt {len(example.prompt_ids)} + answer {len(example.answer_ids)} tokens, same model inputs on "
+                f"both sides; paired ratio median {fmt(pr.median)}×, IQR [{fmt(pr.q1)}–{fmt(pr.q3)}]."])
+
+
+def row_generate(ctx: Context) -> Row:
+    prompt = ctx.inputs[0].prompt_ids
+    t = interleaved({"edited": lambda: ours_generate(ctx, 0),
+                     "hf": lambda: hf_generate(ctx, [prompt], ctx.gen_tokens)}, ctx.repeats, sync=ctx.sync)
+    ratio = t["edited"].median / t["hf"].median
+    pr = paired_ratio(t["edited"], t["hf"])
+    return Row("2", f"edited greedy generate, {ctx.gen_tokens} new tokens, GradSAE top {N_EDITED} zeroed at every step "
+                    "(nnsight)", "unedited HF `generate`, KV cache", t["edited"].describe(), t["hf"].describe(),
+               f"{ratio:.3f}×", "≤ 1.15×", met(ratio <= 1.15),
+               [f"paired ratio median {fmt(pr.median)}×, IQR [{fmt(pr.q1)}–{fmt(pr.q3)}]; sliced edit "
+                f"({len(ctx.edits[0].zero)} latents), both decode exactly {ctx.gen_tokens} tokens."])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="smollm2-135m-it")
-    parser.add_argument("--layer", type=int, default=15)
-    parser.add_argument("--sae", default=None, help="SAE to use (default: a shipped one for the layer, else random)")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    from benchmarks.run import build_parser, setup
 
-    model = load_model(args.model, device="cpu")
-    name = args.sae or f"{args.model}/L{args.layer}"
-    sae = (load_sae(name, model, args.layer) if args.sae or name in shipped_sae_names()
-           else random_sae(model.d_model, 8 * model.d_model, args.layer))
-    example = to_examples(load_squad().select(range(1)))[0]
-    prompt = prompt_ids(model, get_template(None, model), example)
-    answer = tuple(model.tokenizer(" Denver Broncos", add_special_tokens=False)["input_ids"])
-    scoring_input = ScoringInput(tuple(prompt), answer)
-    hf = model.lm._module
-    layer_module = hf.model.layers[args.layer]
-
-    def plain_forward_backward() -> None:
-        batch = build_batch([scoring_input], pad_id=0)
-        store = {}
-
-        def hook(_m, _i, out):
-            out.requires_grad_(True)
-            store["x"] = out
-
-        handle = layer_module.register_forward_hook(hook)
-        try:
-            logits = hf(**batch.model_inputs("cpu")).logits
-        finally:
-            handle.remove()
-        torch.autograd.grad(target_values(logits, batch, "answer-logprob").sum(), store["x"])
-
-    scores = score_examples(model, sae, args.layer, [scoring_input])[0]
-    top20 = select(scores.gradsae, 20, "top", scores.n_active_last).latents
-    edit = LatentEdit(zero=top20)
-    ids = torch.tensor([prompt])
-
-    def unedited_generate() -> None:
-        with torch.no_grad():
-            hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=32, min_new_tokens=32,
-                        do_sample=False, use_cache=True, pad_token_id=model.tokenizer.pad_token_id)
-
-    def edited() -> None:
-        edited_generate(model, sae, args.layer, [prompt], [edit], 32, stop_at_newline=False)
-
-    t_score = interleaved({"plain": plain_forward_backward,
-                           "gradsae": lambda: score_examples(model, sae, args.layer, [scoring_input])}, args.repeats)
-    t_gen = interleaved({"plain": unedited_generate, "edited": edited}, args.repeats)
-    print(f"model {args.model}, layer {args.layer}, SAE d_sae {sae.cfg.d_sae} ({sae.cfg.architecture()}), "
-          f"prompt {len(prompt)} tokens, {args.threads} threads, median of {args.repeats}")
-    print("| what | ours (s) | baseline (s) | ratio | goal |")
-    print("|---|---|---|---|---|")
-    print(f"| GradSAE scoring vs plain fwd+bwd | {t_score['gradsae']:.3f} | {t_score['plain']:.3f} | "
-          f"{t_score['gradsae'] / t_score['plain']:.3f}× | ≤ 1.10× |")
-    print(f"| edited generate (32 tok) vs unedited HF generate | {t_gen['edited']:.3f} | {t_gen['plain']:.3f} | "
-          f"{t_gen['edited'] / t_gen['plain']:.3f}× | ≤ 1.15× |")
+    args = build_parser(__doc__).parse_args()
+    ctx = setup(args, n_examples=1)
+    for row in (row_scoring(ctx), row_generate(ctx)):
+        print(f"{row.number}. {row.what}: {row.a} vs {row.b} → {row.ratio} (goal {row.goal}: {row.met})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""The benchmark suite (`benchmarks/run.py`) end to end in a tiny configuration, so it cannot rot.
+
+A random 2-layer Llama (SmolLM2's tokenizer) and a random SAE; 1 repeat, 2 new tokens, batch 2, 3 ablated
+latents. The numbers mean nothing here: the test checks that every row of issue 7 is in the Markdown
+with a number or an explicit "not measured" reason, and that rows 7c and 8 read what they should.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_sae
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import run  # noqa: E402
+from benchmarks.ablation import precision_at, spearman  # noqa: E402
+from benchmarks.timing import Timing, interleaved  # noqa: E402
+
+ROWS = ["1", "2", "3", "4a", "4b", "4c", "5a", "5b", "6", "7a", "7b", "7c", "8"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    """A random 2-layer Llama saved as an HF folder, and a random SAELens SAE at its layer 1."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from gradsae_nn.models import load_model
+    from gradsae_nn.models.embedded import EMBEDDED_MODELS, ensure_converted
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_converted(EMBEDDED_MODELS["smollm2-135m-it"]))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    model_dir = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    model = load_model(str(model_dir), device="cpu")
+    ids = model.tokenizer("Question: what is the capital of France?\nAnswer: Paris", return_tensors="pt")
+    with torch.no_grad(), model.lm.trace(dict(ids)):
+        x = model.layer(1).output.save()
+    sae_dir = tmp_path_factory.mktemp("tiny-sae")
+    make_sae("standard", d_in=64, d_sae=256, layer=1, resid_std=float(x[0, 1:].std()), active=0.2).save_model(sae_dir)
+    return model_dir, sae_dir
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    """Cells of each results-table line, by row number."""
+    out = {}
+    for line in markdown.split("## Results", 1)[1].split("## Notes", 1)[0].splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if cells and cells[0] in ROWS:
+            out[cells[0]] = cells
+    return out
+
+
+def test_suite_tiny_writes_every_row(tiny_dirs, tmp_path):
+    from gradsae_nn.experiment import run_dir
+
+    model_dir, sae_dir = tiny_dirs
+    # a finished default perturbation run for row 8 to read
+    manifest = run_dir("perturb", str(model_dir), 1, {}, root=tmp_path / "results") / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"argv": [], "started": "2026-01-01T10:00:00+00:00",
+                                    "ended": "2026-01-01T10:20:00+00:00", "seconds_total": 1200.0,
+                                    "seconds_perturb": 1000.0, "n_examples": 50, "n_answered": 600,
+                                    "git": {"commit": "abc123", "dirty": False}, "platform": "test"}))
+    out = tmp_path / "benchmarks.md"
+    assert run.main(["--model", str(model_dir), "--sae", str(sae_dir), "--device", "cpu", "--repeats", "1",
+                     "--gen-tokens", "2", "--batch", "2", "--ablation-examples", "1", "--ablation-latents", "3",
+                     "--memory-repeats", "1", "--results-dir", str(tmp_path / "results"), "--out", str(out),
+                     "--note", "tiny test"]) == 0
+    text = out.read_text()
+    rows = table_rows(text)
+    assert sorted(rows, key=ROWS.index) == ROWS
+    for number, cells in rows.items():
+        ratio, met = cells[5], cells[7]
+        assert "failed" not in ratio, (number, ratio)
+        assert re.search(r"\d", ratio) or (ratio.startswith("not measured:") and len(ratio) > 20), (number, ratio)
+        assert met in ("yes", "**no**", "report", "not measured") or met.startswith("estimate"), (number, met)
+    assert rows["7a"][5].startswith("not measured: pass --remote-host")  # no server given
+    assert rows["7c"][3].endswith(" B") and rows["7c"][4].endswith(" B")
+    assert int(rows["7c"][3][:-2].replace(",", "")) < int(rows["7c"][4][:-2].replace(",", ""))
+    assert rows["8"][5].startswith("20.0 min, 0.042 ex/s") and rows["8"][7] == "yes"
+    for heading in ("## Machine", "nnsight", "git commit", "tiny test", "## Against the goals"):
+        assert heading in text
+
+
+def test_interleaved_order_and_stats():
+    calls = []
+    t = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3,
+                    warmups={"b": lambda: calls.append("wb")})
+    assert calls == ["a", "wb", "a", "b", "a", "b", "a", "b"]
+    assert all(len(x.samples) == 3 for x in t.values())
+    timing = Timing((1.0, 2.0, 3.0, 4.0, 100.0))
+    assert timing.median == 3.0 and (timing.q1, timing.q3) == (2.0, 4.0)
+
+
+def test_rank_agreement():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, abs=1e-6)  # ties: average ranks
+    assert precision_at(2, [0.9, 0.8, 0.1, 0.0], [5, 0, 4, 0]) == 0.5
