@@ -4,7 +4,7 @@
     python benchmarks/run.py --device cpu --repeats 7 --remote-host http://127.0.0.1:8289
 
 Rows (module): 1–2 core overheads (core.py), 3 the authors' generation loop (authors.py), 4 exact ablation
-(ablation.py), 5 batching (batching.py), 6 peak memory (memory.py), 7 remote NDIF (remote_trace.py), 8 the default
+(ablation.py), 5 batching (batching.py), 6 peak memory (memory.py), 7 remote NDIF (remote.py), 8 the default
 perturbation run (perturb_run.py). Timing: benchmarks/timing.py (warm-up, interleaved repeats, median, IQR).
 """
 
@@ -35,8 +35,8 @@ PLACEHOLDERS = {
           ("4c", "precision@10", "report")],
     "5": [("5a", "scoring batch 8 vs 1", "≥ 2.5×"), ("5b", "generate batch 8 vs 1", "≥ 2.5×")],
     "6": [("6", "peak memory, scoring vs forward", "report; ≤ 2×")],
-    "7": [("7a", "remote latency, sliced", "report"), ("7b", "remote latency, full", "report"),
-          ("7c", "request bytes, sliced vs full", "report")],
+    "7": [("7a", "remote scoring vs local", "report"), ("7b", "remote edited generation vs local", "report"),
+          ("7c", "request bytes, sliced vs full SAE", "report"), ("7d", "request bytes, Gemma Scope size", "report")],
     "8": [("8", "default perturbation run", "≤ 30 min on 2 cores")],
 }
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = setup(args, n_examples=max(args.batch, args.ablation_examples))
     info_start = machine(ctx.device)
 
-    from benchmarks import ablation, authors, batching, core, memory, perturb_run, remote_trace
+    from benchmarks import ablation, authors, batching, core, memory, perturb_run, remote
 
     makers: dict[str, Callable[[], list[Row]]] = {
         "1": lambda: [core.row_scoring(ctx)],
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "4": lambda: ablation.rows_ablation(ctx, args.ablation_examples, pool, args.ablation_batch),
         "5": lambda: batching.rows_batching(ctx, args.batch),
         "6": lambda: [memory.row_memory(ctx, args.model, args.memory_repeats)],
-        "7": lambda: remote_trace.rows_remote(ctx, args.remote_host),
+        "7": lambda: remote.rows_remote(ctx, args.remote_host),
         "8": lambda: [perturb_run.row_default_run(args.model, str(ctx.device)) if args.with_default_run
                       else perturb_run.row_from_manifest(Path(args.results_dir), args.model, ctx.layer)],
     }

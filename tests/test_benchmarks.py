@@ -22,7 +22,7 @@ from benchmarks import run  # noqa: E402
 from benchmarks.ablation import precision_at, spearman  # noqa: E402
 from benchmarks.timing import Timing, interleaved  # noqa: E402
 
-ROWS = ["1", "2", "3", "4a", "4b", "4c", "5a", "5b", "6", "7a", "7b", "7c", "8"]
+ROWS = ["1", "2", "3", "4a", "4b", "4c", "5a", "5b", "6", "7a", "7b", "7c", "7d", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,7 @@ def test_suite_tiny_writes_every_row(tiny_dirs, tmp_path):
     assert rows["7a"][5].startswith("not measured: pass --remote-host")  # no server given
     assert rows["7c"][3].endswith(" B") and rows["7c"][4].endswith(" B")
     assert int(rows["7c"][3][:-2].replace(",", "")) < int(rows["7c"][4][:-2].replace(",", ""))
+    assert rows["7d"][3].endswith(" B") and rows["7d"][4] == "3.50 GiB"  # 131,072 × 3,584 fp32 encoder + decoder
     assert rows["8"][5].startswith("20.0 min, 0.042 ex/s") and rows["8"][7] == "yes"
     for heading in ("## Machine", "nnsight", "git commit", "tiny test", "## Against the goals"):
         assert heading in text
