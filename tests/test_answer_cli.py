@@ -25,8 +25,11 @@ def test_interrupt_then_resume_gives_every_example_once(tmp_path):
     out = tmp_path / "run"
     preds = out / "predictions.jsonl"
     args = ["--limit", "12", "--batch-size", "4", "--out", str(out), "--device", "cpu"]
+    # A child inherits an ignored SIGINT from a harness started in the background (`cmd &` in a
+    # non-interactive shell) and Python then installs no KeyboardInterrupt handler: restore the default, as
+    # a terminal's Ctrl-C would find it.
     proc = subprocess.Popen([sys.executable, SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and (not preds.exists() or len(preds.read_text().splitlines()) < 4):
         time.sleep(0.2)
