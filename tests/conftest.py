@@ -35,6 +35,25 @@ def dev_examples():
     return to_examples(load_squad())
 
 
+def save_tiny_llama(path):
+    """Save a randomly initialised 2-layer Llama (hidden 64) with SmolLM2's tokenizer and chat template as an
+    HF folder at `path`: a real model class at toy size, for end-to-end experiment and benchmark tests."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from gradsae_nn.models.embedded import EMBEDDED_MODELS, ensure_converted
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_converted(EMBEDDED_MODELS["smollm2-135m-it"]))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def make_sae(architecture: str, d_in: int, d_sae: int = 2048, layer: int = 6, seed: int = 0, active: float = 0.05,
              resid_std: float = 1.0):
     """A random SAELens SAE whose latents fire on roughly `active` of inputs whose coordinates have

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_sae
+from conftest import make_sae, save_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,20 +28,9 @@ ROWS = ["1", "2", "3", "4a", "4b", "4c", "5a", "5b", "6", "7a", "7b", "7c", "7d"
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
     """A random 2-layer Llama saved as an HF folder, and a random SAELens SAE at its layer 1."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from gradsae_nn.models import load_model
-    from gradsae_nn.models.embedded import EMBEDDED_MODELS, ensure_converted
 
-    tokenizer = AutoTokenizer.from_pretrained(ensure_converted(EMBEDDED_MODELS["smollm2-135m-it"]))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    model_dir = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
+    model_dir = save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
     model = load_model(str(model_dir), device="cpu")
     ids = model.tokenizer("Question: what is the capital of France?\nAnswer: Paris", return_tensors="pt")
     with torch.no_grad(), model.lm.trace(dict(ids)):

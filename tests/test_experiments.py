@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_sae
+from conftest import make_sae, save_tiny_llama
 from gradsae_nn.cli import run
 from gradsae_nn.editing import edited_generate
 from gradsae_nn.metrics import score
@@ -37,20 +37,7 @@ TINY_LAYER = 1
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """A randomly initialised 2-layer Llama with SmolLM2's tokenizer (and chat template), saved as an HF folder."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from gradsae_nn.models.embedded import EMBEDDED_MODELS, ensure_converted
-
-    tokenizer = AutoTokenizer.from_pretrained(ensure_converted(EMBEDDED_MODELS["smollm2-135m-it"]))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="module")
