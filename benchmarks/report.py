@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import torch
 
+from gradsae_nn.manifest import git_commit, package_versions
+
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("torch", "nnsight", "transformers", "sae-lens")
 
 
 @dataclass
@@ -64,23 +63,10 @@ def total_ram_gib() -> float | None:
 
 def git_state() -> str:
     """`<commit>` of this checkout, `+ uncommitted changes` when the tracked files differ from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    if head.returncode != 0:
+    git = git_commit()
+    if git["commit"] is None:
         return "unknown (not a git checkout)"
-    return head.stdout.strip() + (" + uncommitted changes" if status.stdout.strip() else "")
-
-
-def version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    return git["commit"][:12] + (" + uncommitted changes" if git["dirty"] else "")
 
 
 def machine(device: torch.device) -> dict[str, str]:
@@ -94,7 +80,7 @@ def machine(device: torch.device) -> dict[str, str]:
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "Python": platform.python_version(),
         "platform": platform.platform(),
-        **{name: version(name) for name in PACKAGES},
+        **{name: v or "not installed" for name, v in package_versions().items()},
     }
     if hasattr(os, "getloadavg"):
         info["load average at start (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
