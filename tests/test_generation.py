@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gradsae_nn.generation import extract_answer, greedy_generate, pad_left
+from gradsae_nn.generation import common_prefix_len, extract_answer, greedy_generate, pad_left, prefix_layout
 from gradsae_nn.prompts import get_template, prompt_ids
 
 
@@ -12,6 +12,16 @@ def test_pad_left():
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
     assert ids.dtype == mask.dtype == torch.long
+
+
+def test_prefix_layout_puts_pads_between_prefix_and_suffix():
+    prompts = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 3, 4]]
+    assert common_prefix_len(prompts) == 3
+    assert common_prefix_len([[1, 2], [1, 2]]) == 1  # every row keeps a token of its own
+    ids, mask = prefix_layout(prompts, 3, pad=0)
+    assert ids.tolist() == [[1, 2, 3, 4, 5], [1, 2, 3, 0, 9], [1, 2, 3, 0, 4]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 1], [1, 1, 1, 0, 1]]
+    assert prefix_layout(prompts, 0, pad=0)[0].tolist() == pad_left(prompts, 0)[0].tolist()
 
 
 @pytest.mark.parametrize("raw, answer", [
@@ -29,10 +39,15 @@ def test_batched_equals_unbatched(fixture, request, dev_examples):
     model = request.getfixturevalue(fixture)
     template = get_template(None, model)
     # questions of different lengths so that rows really get different amounts of padding
-    examples = [dev_examples[i] for i in (0, 7, 100, 2000, 5000, 9000)]
+    # 2121 is longer than gemma-3's 512-token sliding window: a batch holding it shares no prefix on gemma
+    examples = [dev_examples[i] for i in (0, 7, 100, 2000, 2121, 5000, 9000)]
     prompts = [prompt_ids(model, template, ex) for ex in examples]
     assert len({len(p) for p in prompts}) == len(prompts)
-    batched = greedy_generate(model, prompts, max_new_tokens=12)
+    assert common_prefix_len(prompts) > 150  # the demonstrations
     single = [greedy_generate(model, [p], max_new_tokens=12)[0] for p in prompts]
+    batched = greedy_generate(model, prompts, max_new_tokens=12)
     assert batched == single
+    assert greedy_generate(model, prompts, max_new_tokens=12, share_prefix=False) == batched
+    short = [i for i, p in enumerate(prompts) if len(p) < 500]  # every model shares the prefix here
+    assert greedy_generate(model, [prompts[i] for i in short], max_new_tokens=12) == [single[i] for i in short]
     assert all(len(row) > 0 for row in batched)
