@@ -23,7 +23,7 @@ from .targets import answer_token_ids
 if TYPE_CHECKING:
     from .models import LoadedModel
 
-ANSWER_CHUNK = 64  # at most this many questions answered between two looks at the correct count
+ANSWER_CHUNK = 64  # questions answered between two looks at the correct count
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,7 @@ def find_correct(model: "LoadedModel", template: PromptTemplate, examples: list[
     end = 0
     records: list[dict] = []
     while end < len(examples):
-        end = min(len(examples), end + next_chunk(records, n_correct, batch_size, correct_f1)
-                  if n_correct is not None else len(examples))
+        end = min(len(examples), end + ANSWER_CHUNK) if n_correct is not None else len(examples)
         records, _ = run_answers(model, template, examples[:end], answer_dir, config, batch_size=batch_size,
                                  correct_f1=correct_f1)
         if n_correct is not None and sum(is_correct(r, correct_f1) for r in records) >= n_correct:
@@ -85,16 +84,6 @@ def find_correct(model: "LoadedModel", template: PromptTemplate, examples: list[
         raise UsageError(f"no correctly answered examples in the first {len(records)} questions; raise --limit "
                          f"(or check --model/--prompt)")
     return correct, records
-
-
-def next_chunk(records: list[dict], n_correct: int, batch_size: int, correct_f1: float | None) -> int:
-    """How many more questions to answer: `ANSWER_CHUNK`, or near the end about as many as the correct rate so
-    far says are still needed (+25%, whole batches), so the search overshoots by less than a chunk."""
-    found = sum(is_correct(r, correct_f1) for r in records)
-    if not found:
-        return ANSWER_CHUNK
-    expected = (n_correct - found) * len(records) / found * 1.25
-    return max(batch_size, min(ANSWER_CHUNK, -(-int(expected) // batch_size) * batch_size))
 
 
 def add_correct_set_args(parser: argparse.ArgumentParser, default_n_correct: int | None) -> None:

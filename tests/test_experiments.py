@@ -18,7 +18,7 @@ from gradsae_nn.cli import run
 from gradsae_nn.editing import edited_generate
 from gradsae_nn.metrics import score
 from gradsae_nn.overlap import overlap
-from gradsae_nn.pipeline import ANSWER_CHUNK, Item, next_chunk
+from gradsae_nn.pipeline import Item
 from gradsae_nn.scoring import score_examples
 from gradsae_nn.selection import select
 from gradsae_nn.splice import LatentEdit
@@ -163,14 +163,6 @@ def test_stats_overlaps(workdir, tiny_model_dir, tiny_sae_dir):
     for key in ("cross_top", "cross_bottom", "inner_top_gradsae", "inner_top_baseline"):
         assert 0.0 <= summary[key] <= 100.0
     assert "inner overlap TopK, GradSAE" in (out / "table.md").read_text()
-
-
-def test_correct_set_search_answers_fewer_questions_near_the_end():
-    records = [{"em": float(i % 10 == 0)} for i in range(500)]  # 50 correct in 500: a 10% rate
-    assert next_chunk([], 200, 8, None) == ANSWER_CHUNK == next_chunk(records, 200, 8, None)
-    assert next_chunk(records, 52, 8, None) == 32  # 2 more at 10% ≈ 20 questions, +25%, whole batches
-    assert next_chunk(records, 51, 8, None) == 16
-    assert next_chunk(records, 51, 64, None) == 64  # never less than one batch
 
 
 def test_overlap_definition():
