@@ -79,6 +79,7 @@ def test_suite_tiny_writes_every_row(tiny_dirs, tmp_path):
     assert int(rows["7c"][3][:-2].replace(",", "")) < int(rows["7c"][4][:-2].replace(",", ""))
     assert rows["7d"][3].endswith(" B") and rows["7d"][4] == "3.50 GiB"  # 131,072 × 3,584 fp32 encoder + decoder
     assert rows["8"][5].startswith("20.0 min, 0.042 ex/s") and rows["8"][7] == "yes"
+    assert re.search(r"without GradSAE's per-token clamp \(Σ_n ∂T/∂h·h\) gets Spearman (-?\d|nan)", text)
     for heading in ("## Machine", "nnsight", "git commit", "tiny test", "## Against the goals"):
         assert heading in text
 
