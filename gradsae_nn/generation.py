@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 # inventing the next "Question:".
 STOP_STRINGS = ("\n",)
 
+# A shorter common prefix saves too little to be worth a forward pass of its own.
+MIN_SHARED_PREFIX = 16
+
 
 def pad_left(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad token id lists → (`input_ids`, `attention_mask`), both `[batch, max_len]` long."""
@@ -92,10 +95,6 @@ def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_
                            long=True, label="answering")
     new_tokens = output[:, input_ids.shape[1]:].tolist()
     return [[t for t in row if t != pad] for row in new_tokens]
-
-
-# Below this many shared tokens the extra batch-1 forward costs more than it saves.
-MIN_SHARED_PREFIX = 16
 
 
 def greedy_trace(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_len: int,
