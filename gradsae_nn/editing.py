@@ -87,16 +87,94 @@ def generate_trace(lm: Any, module: Any, plan: EditedGeneration) -> torch.Tensor
     return output
 
 
+def shares_lower_layers(plan: EditedGeneration) -> bool:
+    """Whether every row is the same unpadded prompt, edited at every position: then the layers up to the
+    edited one compute the same thing for every row, and `shared_generate_trace` runs them once."""
+    ids = plan.input_ids
+    return (plan.positions == "all" and ids.shape[0] > 1 and bool(plan.attention_mask.all())
+            and bool((ids == ids[:1]).all()))
+
+
+def shared_generate_trace(lm: Any, module: Any, layer: int, plan: EditedGeneration) -> torch.Tensor:
+    """Kernel: `generate_trace` for a plan whose rows share one prompt (`shares_lower_layers`).
+
+    The prompt passes layers 0..`layer` once, at batch size 1; at `layer` its output is repeated for the
+    `[batch]` rows and each row's edit applied, and the layers above run per row. The logits of that pass
+    give each row's first new token, and `generate` continues from its KV cache (the shared layers' entries
+    repeated per row), editing every step as `generate_trace` does. Same shapes above `layer` as a batched
+    prefill, so the same tokens (tested); the layers below run 1 time instead of `batch` times.
+    Returns `[batch, width + new]` ids; a row's tokens after a stop are cut by `cut_after_stop`.
+    """
+    from transformers import DynamicCache
+
+    rows = plan.input_ids.shape[0]
+    applier = plan.applier
+    cache = DynamicCache(config=lm.config)
+    with torch.no_grad(), lm.trace(plan.input_ids[:1].to(lm.device), past_key_values=cache, use_cache=True,
+                                   logits_to_keep=1):
+        module.output = applier(module.output.expand(rows, -1, -1).contiguous())
+        first = lm.output.logits[:, -1].argmax(-1).save()
+    for index in range(layer + 1):
+        cache.layers[index].batch_repeat_interleave(rows)
+    ids = torch.cat([plan.input_ids.to(lm.device), first[:, None]], dim=1)
+    kwargs = {**plan.kwargs, "max_new_tokens": plan.kwargs["max_new_tokens"] - 1, "past_key_values": cache}
+    if "min_new_tokens" in kwargs:
+        kwargs["min_new_tokens"] -= 1
+    if kwargs["max_new_tokens"] == 0:
+        return ids
+    if "stop_strings" in kwargs:
+        kwargs["tokenizer"] = lm.tokenizer
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*was never reached.*")
+        with torch.no_grad(), lm.generate(**kwargs) as tracer:
+            with tracer.invoke({"input_ids": ids, "attention_mask": torch.ones_like(ids)}):
+                for _ in tracer.iter[:]:
+                    module.output = applier(module.output)
+            with tracer.invoke():
+                output = tracer.result.save()
+    return output
+
+
+def cut_after_stop(row: list[int], eos_ids: set[int], tokenizer: Any, stop_at_newline: bool) -> list[int]:
+    """`row` cut after its first new token if that token ends the generation (an EOS id, or a token ending in
+    a newline when stopping at newlines): what `generate` keeps for a row that stops at its first token.
+    Later stops `generate` handles itself."""
+    if row and (row[0] in eos_ids or (stop_at_newline and tokenizer.decode(row[:1]).endswith("\n"))):
+        return row[:1]
+    return row
+
+
+def eos_ids(model: "LoadedModel") -> set[int]:
+    """The token ids that end `generate` for `model` (its generation config, else the tokenizer's EOS)."""
+    config = getattr(model.lm, "generation_config", None)
+    ids = getattr(config, "eos_token_id", None) if config is not None else None
+    if ids is None:
+        ids = model.tokenizer.eos_token_id
+    return set(ids) if isinstance(ids, (list, tuple)) else ({ids} if ids is not None else set())
+
+
 def run_generations(model: "LoadedModel", layer: int, plans: Sequence[EditedGeneration],
                     label: str = "edited generation") -> list[list[list[int]]]:
     """Every plan's new token ids per row (pads removed); remotely all plans go in one request."""
     if not plans:
         return []
-    outputs = run_traces(model, generate_trace, [(model.lm, model.layer(layer), plan) for plan in plans], long=True,
-                         label=label)
-    pad = pad_id(model)
-    return [[[t for t in row if t != pad] for row in output[:, plan.input_ids.shape[1]:].tolist()]
-            for plan, output in zip(plans, outputs)]
+    shared = [shares_lower_layers(plan) for plan in plans]
+    calls = [(shared_generate_trace, (model.lm, model.layer(layer), layer, plan)) if s
+             else (generate_trace, (model.lm, model.layer(layer), plan)) for plan, s in zip(plans, shared)]
+    outputs = run_traces(model, call_kernel, calls, long=True, label=label)
+    pad, stops = pad_id(model), eos_ids(model)
+    results = []
+    for plan, s, output in zip(plans, shared, outputs):
+        rows = output[:, plan.input_ids.shape[1]:].tolist()
+        if s:
+            rows = [cut_after_stop(row, stops, model.tokenizer, "stop_strings" in plan.kwargs) for row in rows]
+        results.append([[t for t in row if t != pad] for row in rows])
+    return results
+
+
+def call_kernel(kernel: Any, args: tuple) -> torch.Tensor:
+    """`kernel(*args)`: lets one `run_traces` request mix kernels."""
+    return kernel(*args)
 
 
 def edited_generate(model: "LoadedModel", sae: Any, layer: int, prompts: Sequence[Sequence[int]],

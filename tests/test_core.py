@@ -143,6 +143,32 @@ def test_edited_generate_equals_plain_hooks(smollm, sae, layer, examples, positi
     assert changed >= 1  # some edit changes the output, so the equalities above mean something
 
 
+def test_shared_lower_layers_give_the_same_tokens(smollm, sae, layer, examples, monkeypatch):
+    """One prompt in every row (a perturbation batch): layers ≤ L run once, and the tokens are the same."""
+    from gradsae_nn import editing
+
+    ex = examples[2]
+    edits = [LatentEdit(), *_strong_edits(smollm, sae, layer, ex)]
+    plan = editing.plan_generation(smollm, sae, [list(ex.prompt_ids)] * len(edits), edits, 12)
+    assert editing.shares_lower_layers(plan)
+    shared = editing.run_generations(smollm, layer, [plan])[0]
+    monkeypatch.setattr(editing, "shares_lower_layers", lambda plan: False)
+    assert shared == editing.run_generations(smollm, layer, [plan])[0]
+    assert len(set(map(tuple, shared))) > 1  # the edits change outputs, so the equality means something
+
+
+def test_cut_after_stop_only_at_the_first_token(smollm):
+    from gradsae_nn.editing import cut_after_stop
+
+    tok = smollm.tokenizer
+    newline = tok("\n", add_special_tokens=False)["input_ids"][-1]
+    word = tok(" Paris", add_special_tokens=False)["input_ids"][0]
+    assert cut_after_stop([newline, word, word], set(), tok, True) == [newline]
+    assert cut_after_stop([newline, word], set(), tok, False) == [newline, word]
+    assert cut_after_stop([7, word], {7}, tok, True) == [7]
+    assert cut_after_stop([word, newline, word], set(), tok, True) == [word, newline, word]  # generate cuts those
+
+
 def test_empty_edit_equals_unedited_generate(smollm, sae, layer, examples):
     prompts = [list(ex.prompt_ids) for ex in examples]
     assert edited_generate(smollm, sae, layer, prompts, [LatentEdit()] * 3, 12) == greedy_generate(smollm, prompts, 12)
