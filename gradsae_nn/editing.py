@@ -62,10 +62,15 @@ def plan_generation(model: "LoadedModel", sae: Any, prompts: Sequence[Sequence[i
     return EditedGeneration(input_ids, attention_mask, applier, positions, splice_mode, kwargs)
 
 
-def generate_trace(lm: Any, module: Any, plan: EditedGeneration) -> torch.Tensor:
-    """Kernel: greedy `generate` with `plan`'s edit at the layer `module` on every step; `[batch, width + new]` ids."""
-    inputs = {"input_ids": plan.input_ids.to(lm.device), "attention_mask": plan.attention_mask.to(lm.device)}
-    kwargs = dict(plan.kwargs)
+def generate_trace(lm: Any, module: Any, plan: EditedGeneration, inputs: dict | None = None,
+                   overrides: dict | None = None) -> torch.Tensor:
+    """Kernel: greedy `generate` with `plan`'s edit at the layer `module` on every step; `[batch, width + new]` ids.
+
+    inputs / overrides: other model inputs and `generate` arguments than the plan's (`shared_generate_trace`
+    continues from a KV cache)."""
+    if inputs is None:
+        inputs = {"input_ids": plan.input_ids.to(lm.device), "attention_mask": plan.attention_mask.to(lm.device)}
+    kwargs = {**plan.kwargs, **(overrides or {})}
     if "stop_strings" in kwargs:
         kwargs["tokenizer"] = lm.tokenizer
     applier, positions, splice_mode = plan.applier, plan.positions, plan.splice_mode
@@ -117,22 +122,12 @@ def shared_generate_trace(lm: Any, module: Any, layer: int, plan: EditedGenerati
     for index in range(layer + 1):
         cache.layers[index].batch_repeat_interleave(rows)
     ids = torch.cat([plan.input_ids.to(lm.device), first[:, None]], dim=1)
-    kwargs = {**plan.kwargs, "max_new_tokens": plan.kwargs["max_new_tokens"] - 1, "past_key_values": cache}
-    if "min_new_tokens" in kwargs:
-        kwargs["min_new_tokens"] -= 1
-    if kwargs["max_new_tokens"] == 0:
+    overrides = {"max_new_tokens": plan.kwargs["max_new_tokens"] - 1, "past_key_values": cache}
+    if "min_new_tokens" in plan.kwargs:
+        overrides["min_new_tokens"] = plan.kwargs["min_new_tokens"] - 1
+    if overrides["max_new_tokens"] == 0:
         return ids
-    if "stop_strings" in kwargs:
-        kwargs["tokenizer"] = lm.tokenizer
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*was never reached.*")
-        with torch.no_grad(), lm.generate(**kwargs) as tracer:
-            with tracer.invoke({"input_ids": ids, "attention_mask": torch.ones_like(ids)}):
-                for _ in tracer.iter[:]:
-                    module.output = applier(module.output)
-            with tracer.invoke():
-                output = tracer.result.save()
-    return output
+    return generate_trace(lm, module, plan, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, overrides)
 
 
 def cut_after_stop(row: list[int], eos_ids: set[int], tokenizer: Any, stop_at_newline: bool) -> list[int]:
