@@ -96,9 +96,7 @@ def worker(spec_path: str, what: str) -> dict:
             plain_forward_backward(SimpleNamespace(hf=model.lm._module, layer=spec["layer"], device=model.device), ex)
         else:  # "forward": every column's logits, as a plain forward returns them; "forward-answer": answer columns
             batch = build_batch([ex], pad_id=0)
-            inputs = batch.model_inputs(model.device)
-            if what == "forward-answer":
-                inputs["logits_to_keep"] = torch.arange(batch.prompt_end - 1, batch.input_ids.shape[1] - 1)
+            inputs = batch.model_inputs(model.device, all_logits=what == "forward")
             with torch.no_grad():
                 model.lm._module(**inputs)
 

@@ -58,7 +58,7 @@ def evaluate_sae(model: "LoadedModel", sae: Any, layer: int, texts: Iterator[str
         batch = build_batch([ScoringInput(tuple(w[:-1]), tuple(w[-1:])) for w in chunk], pad_id(model))
         keep = batch.attention_mask.bool()
         keep[torch.arange(len(chunk)), batch.prompt_start] = False
-        inputs = batch.model_inputs(model.device)
+        inputs = batch.model_inputs(model.device, all_logits=True)  # the CE loss reads every column
         labels = inputs["input_ids"][:, 1:]
         scored = keep[:, 1:] & keep[:, :-1]          # predict a kept token from a kept (non-first) token
         for mode in ("clean", "sae", "zero"):

@@ -15,13 +15,16 @@ Layout: `[left pads | prompt | answer | right pads]`, so every row's prompt ends
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
 from .errors import UsageError
 
 TARGETS = ("answer-logprob", "answer-prob", "first-token-prob")
+# Why a floor: with 1-2 rows the LM head's matmul takes another BLAS path (gemv) than a batch's, and batched vs
+# single scores then drift to ~1.5e-4 relative instead of ~1e-5. 16 columns cost 16 × vocab floats per row.
+MIN_LOGIT_COLUMNS = 16
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,25 @@ class ScoringBatch:
     prompt_start: torch.Tensor
     answer_len: torch.Tensor
 
-    def model_inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids.to(device), "attention_mask": self.attention_mask.to(device),
-                "position_ids": self.position_ids.to(device)}
+    @property
+    def logit_columns(self) -> int:
+        """How many trailing columns need logits: the answer-predicting ones (`prompt_end − 1` onwards, up to
+        the last column), at least `MIN_LOGIT_COLUMNS`, at most all."""
+        return min(self.input_ids.shape[1], max(int(self.answer_len.max()) + 1, MIN_LOGIT_COLUMNS))
+
+    def model_inputs(self, device: torch.device | str, all_logits: bool = False) -> dict[str, Any]:
+        """Keyword inputs of the model's forward.
+
+        Unless `all_logits`, `logits_to_keep` limits the LM head to the last `logit_columns` columns, the
+        only ones a target reads: the full `[batch, seq, vocab]` logits and their gradient otherwise take
+        ~25% of a ~500-token scoring pass's memory and ~15% of its time (docs/benchmarks.md, rows 1 and 6).
+        """
+        inputs: dict[str, Any] = {"input_ids": self.input_ids.to(device),
+                                  "attention_mask": self.attention_mask.to(device),
+                                  "position_ids": self.position_ids.to(device)}
+        if not all_logits:
+            inputs["logits_to_keep"] = self.logit_columns
+        return inputs
 
     def scored_positions(self, include_first: bool) -> torch.Tensor:
         """`[batch, prompt_end]` bool: the prompt positions whose gradients are read.
@@ -89,11 +108,16 @@ def build_batch(examples: Sequence[ScoringInput], pad_id: int) -> ScoringBatch:
 
 
 def target_values(logits: torch.Tensor, batch: ScoringBatch, target: str) -> torch.Tensor:
-    """`[batch]` target per row from `logits` `[batch, seq, vocab]`; rows are independent, so the gradient
-    of their sum w.r.t. one row's activations is that row's own gradient."""
+    """`[batch]` target per row from `logits` `[batch, kept, vocab]` of the last `kept` columns (all `seq`, or
+    `batch.logit_columns` from `model_inputs`). Rows are independent, so the gradient of their sum w.r.t. one
+    row's activations is that row's own gradient."""
     n_answer = int(batch.answer_len.max())
     # logits at column t predict the token at t+1: answer token j sits at prompt_end + j
-    pred = logits[:, batch.prompt_end - 1: batch.prompt_end - 1 + n_answer].float().log_softmax(-1)
+    start = batch.prompt_end - 1 - (batch.input_ids.shape[1] - logits.shape[1])
+    if start < 0:
+        raise ValueError(f"logits cover the last {logits.shape[1]} columns; the answer needs the last "
+                         f"{batch.logit_columns}")
+    pred = logits[:, start: start + n_answer].float().log_softmax(-1)
     tokens = batch.input_ids[:, batch.prompt_end: batch.prompt_end + n_answer].to(pred.device)
     logp = pred.gather(-1, tokens[..., None])[..., 0]                        # [batch, n_answer]
     valid = torch.arange(n_answer, device=pred.device)[None, :] < batch.answer_len[:, None].to(pred.device)
