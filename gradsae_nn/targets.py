@@ -63,7 +63,7 @@ class ScoringBatch:
 
         Unless `all_logits`, `logits_to_keep` limits the LM head to the last `logit_columns` columns, the
         only ones a target reads: the full `[batch, seq, vocab]` logits and their gradient otherwise take
-        ~25% of a ~500-token scoring pass's memory and ~15% of its time (docs/benchmarks.md, rows 1 and 6).
+        ~40% of a ~500-token SmolLM2 scoring pass's memory and ~25% of its time (docs/benchmarks.md, row 6).
         """
         inputs: dict[str, Any] = {"input_ids": self.input_ids.to(device),
                                   "attention_mask": self.attention_mask.to(device),
