@@ -1,8 +1,8 @@
 """Row 6: peak memory of GradSAE scoring (forward + backward, SAE spliced) vs a forward only, same input.
 
 The forward is the model's plain forward, no grad, returning every column's logits (what a forward
-costs as people run it). Measured once each for context: the forward with only the answer-predicting
-logits (`logits_to_keep`: how much of a forward is the `[seq, vocab]` logits), and a plain-PyTorch forward +
+costs as people run it). Measured once each for context: the forward with only the logit columns scoring
+keeps (`logits_to_keep`: how much of a forward is the `[seq, vocab]` logits), and a plain-PyTorch forward +
 backward to the layer (`core.plain_forward_backward`): the cost of any backward, without nnsight or the SAE.
 
 Each measurement runs in a fresh subprocess (`python -m benchmarks.memory SPEC.json scoring|forward`), so
@@ -94,7 +94,7 @@ def worker(spec_path: str, what: str) -> dict:
             from benchmarks.core import plain_forward_backward
 
             plain_forward_backward(SimpleNamespace(hf=model.lm._module, layer=spec["layer"], device=model.device), ex)
-        else:  # "forward": every column's logits, as a plain forward returns them; "forward-answer": answer columns
+        else:  # "forward": every column's logits, as a plain forward returns them; "forward-answer": scoring's columns
             batch = build_batch([ex], pad_id=0)
             inputs = batch.model_inputs(model.device, all_logits=what == "forward")
             with torch.no_grad():
