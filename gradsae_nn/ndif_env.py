@@ -28,6 +28,9 @@ SERVER_REQUIREMENTS = (
     # and its TypedAttributeSet then refuses to build: every request over 1 MB (spooled to disk through
     # anyio) fails with "There was an error parsing the body". 4.14 imports it up front.
     "anyio==4.14.0",
+    # the client's torch (pyproject.toml): the same kernels on the same CPU, so remote results equal local ones
+    # bit for bit (unpinned, pip took the newest release its cap allowed, 2.14.1)
+    "torch==2.13.0",
 )
 SERVER_PYTHON = "3.12"
 

@@ -8,6 +8,8 @@ package would not cancel out here.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 
@@ -23,8 +25,23 @@ def sae_decode(sae, h):
     return h @ sae.W_dec + sae.b_dec
 
 
-def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answer-logprob", include_first=False):
-    """(gradsae [d_sae], activation [d_sae], target value) for one example, by hooks + autograd."""
+class ReferenceScores(NamedTuple):
+    """gradsae, activation: `[d_sae]`; target: T; logit_scale: max |logit| over the answer-predicting columns
+    (the scale the target's rounding error is relative to, see `tolerance.log_prob_tol`)."""
+
+    gradsae: torch.Tensor
+    activation: torch.Tensor
+    target: float
+    logit_scale: float
+
+
+def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answer-logprob", include_first=False,
+                     splice="lossless", logit_shift=0):
+    """GradSAE and activation scores of one example, by hooks + autograd.
+
+    splice="reconstruct" and logit_shift≠0 are deliberate bugs (a missing error term; the answer read off-by-
+    `logit_shift` columns), used to show that the tests' tolerances catch them.
+    """
     store = {}
 
     def hook(_module, _inputs, output):
@@ -32,7 +49,7 @@ def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answe
         h = sae_encode(sae, x).detach().requires_grad_(True)
         recon = sae_decode(sae, h)
         store["h"] = h
-        return x + (recon - recon.detach())
+        return recon if splice == "reconstruct" else x + (recon - recon.detach())
 
     handle = hf_model.model.layers[layer].register_forward_hook(hook)
     try:
@@ -41,14 +58,16 @@ def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answe
     finally:
         handle.remove()
     p = len(prompt_ids)
-    logp = torch.stack([logits[p - 1 + j].log_softmax(-1)[tok] for j, tok in enumerate(answer_ids)])
+    columns = [p - 1 + j + logit_shift for j in range(len(answer_ids))]
+    logp = torch.stack([logits[c].log_softmax(-1)[tok] for c, tok in zip(columns, answer_ids)])
     value = {"answer-logprob": logp.sum(), "answer-prob": logp.sum().exp(),
              "first-token-prob": logp[0].exp()}[target]
     (grad,) = torch.autograd.grad(value, store["h"])
     start = 0 if include_first else 1
     h = store["h"][0, start:p].detach()
     g = grad[0, start:p]
-    return torch.relu(g * h).mean(0), h.mean(0), float(value.detach())
+    return ReferenceScores(torch.relu(g * h).mean(0), h.mean(0), float(value.detach()),
+                           float(logits[columns].detach().abs().max()))
 
 
 def reference_edit(sae, x, zero, inject):
@@ -105,3 +124,27 @@ def reference_generate(hf_model, tokenizer, sae, layer, prompt_ids, zero=(), inj
     finally:
         handle.remove()
     return out[0, len(prompt_ids):].tolist()
+
+
+def reference_next_logits(hf_model, prompt_ids, tokens, sae=None, layer=None, zero=(), inject=(), positions="all"):
+    """`[vocab]` logits for the token after `prompt_ids + tokens`, teacher-forced (no KV cache), with the edit
+    applied as `reference_generate` applies it: at every position, or (`last`) at the last prompt token only."""
+    ids = torch.tensor([list(prompt_ids) + list(tokens)])
+    handle = None
+    if sae is not None and (zero or inject):
+        def hook(_module, _inputs, output):
+            x = output[0] if isinstance(output, tuple) else output
+            if positions == "all":
+                return reference_sliced_edit(sae, x, zero, inject)
+            x = x.clone()
+            last = len(prompt_ids) - 1
+            x[:, last:last + 1] = reference_sliced_edit(sae, x[:, last:last + 1], zero, inject)
+            return x
+
+        handle = hf_model.model.layers[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return hf_model(ids).logits[0, -1]
+    finally:
+        if handle is not None:
+            handle.remove()

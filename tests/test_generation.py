@@ -5,6 +5,8 @@ import torch
 
 from gradsae_nn.generation import common_prefix_len, extract_answer, greedy_generate, pad_left, prefix_layout
 from gradsae_nn.prompts import get_template, prompt_ids
+from reference import reference_next_logits
+from tolerance import assert_same_greedy, top2_gap
 
 
 def test_pad_left():
@@ -46,8 +48,14 @@ def test_batched_equals_unbatched(fixture, request, dev_examples):
     assert common_prefix_len(prompts) > 150  # the demonstrations
     single = [greedy_generate(model, [p], max_new_tokens=12)[0] for p in prompts]
     batched = greedy_generate(model, prompts, max_new_tokens=12)
-    assert batched == single
-    assert greedy_generate(model, prompts, max_new_tokens=12, share_prefix=False) == batched
+    unshared = greedy_generate(model, prompts, max_new_tokens=12, share_prefix=False)
     short = [i for i, p in enumerate(prompts) if len(p) < 500]  # every model shares the prefix here
-    assert greedy_generate(model, [prompts[i] for i in short], max_new_tokens=12) == [single[i] for i in short]
+    short_batch = dict(zip(short, greedy_generate(model, [prompts[i] for i in short], max_new_tokens=12)))
+    for i, prompt in enumerate(prompts):
+        def gap_at(step, prompt=prompt, row=single[i]):
+            return top2_gap(reference_next_logits(model.lm._module, prompt, row[:step]))
+
+        # equal tokens, or parting only at a near-tie (tests/tolerance.py)
+        for other in (batched[i], unshared[i], short_batch.get(i, single[i])):
+            assert_same_greedy(other, single[i], gap_at, model.config, what=f"row {i}")
     assert all(len(row) > 0 for row in batched)

@@ -156,3 +156,14 @@ def test_cli_prints_one_line_and_the_traceback_only_with_v(capsys, verbose):
     assert exit_info.value.code == 3 and err.splitlines()[0].endswith("ValueError: bad" + ("" if verbose else
                                                                       " (rerun with -v for the server's traceback)"))
     assert ("Traceback" in err) == verbose
+
+
+def test_server_runs_the_clients_torch():
+    """The local NDIF's environment pins the torch of pyproject.toml: one machine, one set of kernels."""
+    import re
+
+    from gradsae_nn.ndif_env import SERVER_REQUIREMENTS
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    client = re.search(r'"(torch==[^"]+)"', pyproject).group(1)
+    assert client in SERVER_REQUIREMENTS
