@@ -24,10 +24,10 @@ import torch
 from benchmarks.context import Context
 from benchmarks.report import Row, met
 from benchmarks.timing import Timing, fmt, timed
-from gradsae_nn.generation import pad_id
-from gradsae_nn.scoring import edited_targets, layer_grads, score_examples
-from gradsae_nn.splice import LatentEdit
-from gradsae_nn.targets import build_batch
+from gradsae_nn.core.generation import pad_id
+from gradsae_nn.core.scoring import edited_targets, layer_grads, score_examples
+from gradsae_nn.core.edits import LatentEdit
+from gradsae_nn.core.targets import build_batch
 
 
 def average_ranks(values: list[float]) -> list[float]:
@@ -84,7 +84,7 @@ def signed_estimates(ctx: Context, index: int) -> torch.Tensor:
     Spearmans shows how much of the gap to the exact effects is the clamp."""
     batch = build_batch([ctx.inputs[index]], pad_id=pad_id(ctx.model))
     ((h, grad_h, _),) = layer_grads(ctx.model, ctx.layer, [batch], "answer-logprob", sae=ctx.sae)
-    scored = batch.scored_positions(include_first=False).to(h.device)[..., None]
+    scored = batch.scored_positions(include_bos=False).to(h.device)[..., None]
     return ((grad_h.float() * h.float()) * scored).sum(1)[0].cpu()
 
 

@@ -11,9 +11,9 @@ from typing import Callable
 from benchmarks.context import Context
 from benchmarks.report import Row, met
 from benchmarks.timing import fmt, interleaved, paired_ratio
-from gradsae_nn.editing import edited_generate
-from gradsae_nn.scoring import score_examples
-from gradsae_nn.targets import ScoringInput
+from gradsae_nn.core.editing import edited_generate
+from gradsae_nn.core.scoring import score_examples
+from gradsae_nn.core.targets import ScoringInput
 
 GEN_TOKENS = 16  # the experiments' --max-new-tokens
 WARMUP_TOKENS = 16

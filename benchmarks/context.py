@@ -8,15 +8,15 @@ from typing import Any
 
 import torch
 
-from gradsae_nn.generation import greedy_generate
+from gradsae_nn.core.generation import greedy_generate
 from gradsae_nn.models import LoadedModel, load_model
-from gradsae_nn.prompts import get_template, prompt_ids
-from gradsae_nn.sae import load_sae, resolve_sae_spec, sae_layer_for
-from gradsae_nn.scoring import LatentScores, score_examples
-from gradsae_nn.selection import select
-from gradsae_nn.splice import LatentEdit
-from gradsae_nn.squad import load_squad, to_examples
-from gradsae_nn.targets import ScoringInput, answer_token_ids
+from gradsae_nn.data.prompts import get_template, prompt_ids
+from gradsae_nn.core.sae import load_sae, resolve_sae_spec, sae_layer_for
+from gradsae_nn.core.scoring import LatentScores, score_examples
+from gradsae_nn.core.selection import select
+from gradsae_nn.core.edits import LatentEdit
+from gradsae_nn.data.squad import load_squad, to_examples
+from gradsae_nn.core.targets import ScoringInput, answer_token_ids
 
 N_EDITED = 20  # latents zeroed by the edits of the generation rows (the example's GradSAE top 20)
 

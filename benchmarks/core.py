@@ -21,9 +21,9 @@ import torch  # noqa: E402
 from benchmarks.context import N_EDITED, Context  # noqa: E402
 from benchmarks.report import Row, met  # noqa: E402
 from benchmarks.timing import fmt, interleaved, paired_ratio  # noqa: E402
-from gradsae_nn.editing import edited_generate  # noqa: E402
-from gradsae_nn.scoring import score_examples  # noqa: E402
-from gradsae_nn.targets import ScoringInput, build_batch, target_values  # noqa: E402
+from gradsae_nn.core.editing import edited_generate  # noqa: E402
+from gradsae_nn.core.scoring import score_examples  # noqa: E402
+from gradsae_nn.core.targets import ScoringInput, build_batch, target_values  # noqa: E402
 
 
 def plain_forward_backward(ctx: Context, example: ScoringInput) -> torch.Tensor:
@@ -49,7 +49,7 @@ def hf_generate(ctx: Context, prompts: list[tuple[int, ...]], new_tokens: int) -
     """Unedited greedy `generate` of the transformers model, KV cache on, exactly `new_tokens` tokens.
 
     Left-padded like the library's generation, so the same helper serves batch 1 and batch n."""
-    from gradsae_nn.generation import pad_id, pad_left
+    from gradsae_nn.core.generation import pad_id, pad_left
 
     ids, mask = pad_left(prompts, pad_id(ctx.model))
     with torch.no_grad():
@@ -91,7 +91,7 @@ def row_generate(ctx: Context) -> Row:
 
 
 def main() -> None:
-    from benchmarks.run import build_parser, setup
+    from benchmarks.options import build_parser, setup
 
     args = build_parser(__doc__).parse_args()
     ctx = setup(args, n_examples=1)

@@ -69,9 +69,9 @@ class PeakRSS:
 def worker(spec_path: str, what: str) -> dict:
     """Inside the subprocess: one measured call of `what` ("scoring" or "forward"); returns bytes."""
     from gradsae_nn.models import load_model
-    from gradsae_nn.sae import load_sae
-    from gradsae_nn.scoring import score_examples
-    from gradsae_nn.targets import ScoringInput, build_batch
+    from gradsae_nn.core.sae import load_sae
+    from gradsae_nn.core.scoring import score_examples
+    from gradsae_nn.core.targets import ScoringInput, build_batch
 
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(spec["threads"])

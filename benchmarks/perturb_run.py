@@ -29,7 +29,7 @@ def minutes(seconds: float) -> str:
 
 
 def row_from_manifest(results_dir: Path, model: str, layer: int) -> Row:
-    from gradsae_nn.experiment import run_dir
+    from gradsae_nn.runs.outputs import run_dir
 
     path = run_dir("perturb", model, layer, {}, root=results_dir) / "manifest.json"
     if not path.is_file():

@@ -33,15 +33,15 @@ import torch  # noqa: E402
 
 from benchmarks.report import Row  # noqa: E402
 from benchmarks.timing import Timing, fmt, interleaved  # noqa: E402
-from gradsae_nn.editing import EditedGeneration, generate_trace, plan_generation, run_generations  # noqa: E402
+from gradsae_nn.core.editing import EditedGeneration, generate_trace, plan_generation, run_generations  # noqa: E402
 from gradsae_nn.errors import UsageError  # noqa: E402
-from gradsae_nn.experiment import select_all  # noqa: E402
+from gradsae_nn.runs.jobs import select_all  # noqa: E402
 from gradsae_nn.models import LoadedModel, load_model  # noqa: E402
 from gradsae_nn.remote import RemoteOptions, make_backend  # noqa: E402
-from gradsae_nn.sae import SAESlice  # noqa: E402
-from gradsae_nn.scoring import LatentScores, grad_trace, score_examples  # noqa: E402
-from gradsae_nn.splice import LatentEdit  # noqa: E402
-from gradsae_nn.targets import ScoringInput, build_batch  # noqa: E402
+from gradsae_nn.core.sae import SAESlice  # noqa: E402
+from gradsae_nn.core.scoring import LatentScores, grad_trace, score_examples  # noqa: E402
+from gradsae_nn.core.edits import LatentEdit  # noqa: E402
+from gradsae_nn.core.targets import ScoringInput, build_batch  # noqa: E402
 
 KS = ("1", "10", "20", "30", "50%")
 GEMMA_SCOPE = (131_072, 3_584)  # Gemma Scope 2 9B layer SAE: latents × d_model
@@ -126,12 +126,12 @@ def measure_times(local: LoadedModel, remote: LoadedModel, sae: Any, layer: int,
     checking remote = local (same generated tokens; returns the largest relative score difference)."""
     prompts = [inputs[0].prompt_ids] * len(edits)
     plans = {name: plan_generation(m, sae, prompts, edits, gen_tokens) for name, m in (("local", local), ("remote", remote))}
-    a = score_examples(local, sae, layer, inputs, method="x-grad")
-    b = score_examples(remote, sae, layer, inputs, method="x-grad")
+    a = score_examples(local, sae, layer, inputs, scoring="x-grad")
+    b = score_examples(remote, sae, layer, inputs, scoring="x-grad")
     diff = max(float((x.gradsae - y.gradsae).abs().max() / x.gradsae.abs().max().clamp_min(1e-30)) for x, y in zip(a, b))
     if run_generations(local, layer, [plans["local"]]) != run_generations(remote, layer, [plans["remote"]]):
         raise AssertionError("remote edited generations differ from local ones")
-    scoring = interleaved({name: (lambda m=m: score_examples(m, sae, layer, inputs, method="x-grad"))
+    scoring = interleaved({name: (lambda m=m: score_examples(m, sae, layer, inputs, scoring="x-grad"))
                            for name, m in (("local", local), ("remote", remote))}, repeats, sync=sync)
     generation = interleaved({name: (lambda m=m, p=plans[name]: run_generations(m, layer, [p]))
                               for name, m in (("local", local), ("remote", remote))}, repeats, warmup=0, sync=sync)
@@ -181,7 +181,7 @@ def rows_remote(ctx: Any, host: str | None, rows: int = 4) -> list[Row]:
 
 
 def main() -> None:
-    from benchmarks.run import build_parser, setup
+    from benchmarks.options import build_parser, setup
 
     parser = build_parser(__doc__)  # the suite's options; --remote-host is the server (without it: sizes only)
     parser.add_argument("--gen-rows", type=int, default=4, help="edited generations timed (default 4 of 21)")

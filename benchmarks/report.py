@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from gradsae_nn.manifest import git_commit, package_versions
+from gradsae_nn.results.manifest import git_commit, package_versions
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,17 +1,22 @@
-"""Conventions shared by every script in `experiments/`: common options and one-line errors."""
+"""The command line of every script, generated from its configuration class (`config/`), and one-line errors.
+
+`parse(PerturbConfig, argv, doc)` builds the parser from the config's fields (flag, type, choices, default
+and help each come from one field), parses `argv` and returns the config; a bad value is one line on
+stderr naming the flag, exit code 2 (`run`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Callable
+import types
+import typing
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any, Callable, Literal, get_args, get_origin
 
-from .errors import RemoteFailure, UsageError
-from .models import DEFAULT_MODEL, known_model_names
-from .squad import HUB_DATASET, PACKAGED_DEV
-
-if TYPE_CHECKING:
-    from .remote import RemoteOptions
+from .config import build, fields_of
+from .errors import OptionError, RemoteFailure, UsageError, flag
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -31,76 +36,84 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """--model --data --limit --seed --out --device --dtype --batch-size: the same meaning in every script."""
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"embedded model ({', '.join(known_model_names())}; offline), a Hugging Face repo id "
-                             f"(online) or a local model directory (default: %(default)s)")
-    parser.add_argument("--data", default=PACKAGED_DEV,
-                        help=f"'{PACKAGED_DEV}' = the SQuAD v1.1 dev set shipped in the package (offline), "
-                             f"'{HUB_DATASET}' = the hub's validation split, or a path to any SQuAD-v1.1 JSON "
-                             f"(.json or .json.zip) (default: %(default)s)")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="use this many questions: contexts are shuffled with --seed and their questions kept "
-                             "together, so a larger limit extends a smaller one (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the example sample (default: %(default)s)")
-    parser.add_argument("--out", default=None, help="output folder (default: under results/, named after the run)")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                        help="model weights and activations (default: %(default)s)")
-    parser.add_argument("--batch-size", type=positive_int, default=8,
-                        help="prompts per batch (left-padded; predictions do not depend on it) (default: %(default)s)")
+def _unoptional(annotation: Any) -> Any:
+    """`X | None` → X."""
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
 
 
-def add_remote_args(parser: argparse.ArgumentParser) -> None:
-    """--remote --ndif-host -v: run every trace on an NDIF server. The API key is read from NDIF_API_KEY only."""
-    parser.add_argument("--remote", action="store_true",
-                        help="run the model on an NDIF server (nnsight remote execution); the SAE stays here. "
-                             "API key: the NDIF_API_KEY environment variable (there is no option for it)")
-    parser.add_argument("--ndif-host", default=None, metavar="URL",
-                        help="NDIF API URL, e.g. http://127.0.0.1:8289 for `python -m gradsae_nn.ndif_local start` "
-                             "(default: nnsight's configured host: NDIF_HOST, its config file, or https://api.ndif.us)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="remote: every request's payload size and status, and the server's traceback on error")
+def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One command-line option per leaf field of the config class `cls`, each with its default in its help."""
+    hints = {}
+    for klass in reversed(cls.__mro__):
+        hints.update(typing.get_type_hints(klass) if hasattr(klass, "__dataclass_fields__") else {})
+    hints.update(_part_hints(cls))
+    for name, f in fields_of(cls):
+        meta = f.metadata
+        kind = _unoptional(hints[name])
+        shown = meta.get("default_text") or (" ".join(map(str, f.default)) if isinstance(f.default, tuple)
+                                             else f.default)
+        text = meta["help"].replace("%", "%%")  # argparse expands %-formats in help
+        kwargs: dict[str, Any] = {"dest": name, "default": f.default,
+                                  "help": f"{text} (default: {str(shown).replace('%', '%%')})"}
+        if kind is bool:
+            kwargs.update(action="store_true", help=f"{text} (default: off)")
+        elif get_origin(kind) is tuple:
+            kwargs.update(nargs="+", type=get_args(kind)[0])
+        elif get_origin(kind) is Literal:
+            kwargs.update(choices=get_args(kind))
+        else:
+            kwargs.update(type=kind)
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        if meta.get("required"):
+            kwargs.update(required=True, help=text)
+        parser.add_argument(*(meta.get("flags") or (flag(name),)), **kwargs)
 
 
-def remote_options(args: argparse.Namespace) -> "RemoteOptions | None":
-    """The `RemoteOptions` of `--remote/--ndif-host/-v`, or None for a local run."""
-    from .remote import RemoteOptions
+def _part_hints(cls: type) -> dict[str, Any]:
+    """Type hints of the leaf fields inside nested parts."""
+    import dataclasses
 
-    if getattr(args, "ndif_host", None) and not args.remote:
-        raise UsageError("--ndif-host needs --remote (or drop it to run locally)")
-    return RemoteOptions(host=args.ndif_host, verbose=args.verbose) if getattr(args, "remote", False) else None
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("part"):
+            part_cls = f.default_factory  # type: ignore[union-attr]
+            out.update(typing.get_type_hints(part_cls))
+            out.update(_part_hints(part_cls))
+    return out
 
 
-def add_method_args(parser: argparse.ArgumentParser) -> None:
-    """--layer --sae --splice --target --include-bos --edit-impl: how latents are scored and edited."""
-    from .splice import EDIT_IMPLS, SPLICE_MODES
-    from .targets import TARGETS
+def parser_for(cls: type, doc: str) -> ArgumentParser:
+    parser = ArgumentParser(description=doc.split("\n\n")[0])
+    add_options(parser, cls)
+    return parser
 
-    parser.add_argument("--layer", type=int, default=None,
-                        help="residual-stream layer the SAE is spliced into (default: the model's default SAE layer)")
-    parser.add_argument("--sae", default=None,
-                        help="shipped SAE name (e.g. smollm2-135m-it/L15), a SAELens SAE folder, or release:sae_id "
-                             "(SAELens registry; needs the hub)")
-    parser.add_argument("--splice", default="lossless", choices=SPLICE_MODES,
-                        help="lossless: model outputs unchanged, gradients reach the latents (default); "
-                             "reconstruct: the model runs on the SAE reconstruction (the authors' code)")
-    parser.add_argument("--target", default="answer-logprob", choices=TARGETS,
-                        help="p(Y|H) whose gradient scores latents: teacher-forced log-prob of the model's own greedy "
-                             "answer (default), its probability, or the first answer token's probability")
-    parser.add_argument("--include-bos", action="store_true",
-                        help="also score the first prompt token (an attention sink with ~100x the residual norm)")
-    parser.add_argument("--edit-impl", default="auto", choices=EDIT_IMPLS,
-                        help="sliced: only the edited latents' rows (ReLU/JumpReLU); full: whole encode/decode "
-                             "(any SAE, needed for TopK); auto picks sliced where exact (default)")
+
+def config_from(cls: type, namespace: argparse.Namespace) -> Any:
+    """The config of class `cls` from parsed options (lists become tuples)."""
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(namespace).items()}
+    return build(cls, values)
+
+
+def parse(cls: type, argv: list[str] | None, doc: str) -> Any:
+    """Parse `argv` into a config of class `cls`; bad values raise `OptionError` (printed with flags by `run`)."""
+    return config_from(cls, parser_for(cls, doc).parse_args(argv))
 
 
 def run(main: Callable[[], int | None]) -> None:
-    """Run a script's main: a `UsageError` becomes one line on stderr and exit 2, a `RemoteFailure` one line
-    (plus the server's traceback with -v) and exit 3; Ctrl-C exits 130."""
+    """Run a script's main: a `UsageError` becomes one line on stderr and exit 2 (an `OptionError` naming
+    flags), a `RemoteFailure` one line (plus the server's traceback with -v) and exit 3; Ctrl-C exits 130."""
     try:
         code = main()
+    except OptionError as exc:
+        print(f"error: {exc.for_cli()}", file=sys.stderr)
+        sys.exit(2)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -113,3 +126,49 @@ def run(main: Callable[[], int | None]) -> None:
         print("interrupted: every finished result is saved; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+# Every script in experiments/: its config class and the library function it calls, as "module:name".
+SCRIPTS: dict[str, tuple[str, str]] = {
+    "answer": ("gradsae_nn.config:AnswerRunConfig", "gradsae_nn.runs.answers:answer"),
+    "perturb": ("gradsae_nn.config:PerturbConfig", "gradsae_nn.runs.perturbation:perturb"),
+    "steer": ("gradsae_nn.config:SteerConfig", "gradsae_nn.runs.steering:steer"),
+    "stats": ("gradsae_nn.config:StatsConfig", "gradsae_nn.runs.overlap:stats"),
+    "layer_sweep": ("gradsae_nn.config:SweepConfig", "gradsae_nn.runs.sweep:layer_sweep"),
+    "train_sae": ("gradsae_nn.training.config:TrainSAEConfig", "gradsae_nn.training.run:train_saes"),
+    "sae_dead_latents": ("gradsae_nn.training.config:DeadLatentsConfig", "gradsae_nn.training.run:count_dead"),
+}
+
+
+def _resolve(target: str) -> Any:
+    module, name = target.split(":")
+    return getattr(import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Script:
+    """A script's `main`: argv → its config (`parse`) → its library function. `run()` is the process entry."""
+
+    name: str
+    doc: str
+
+    @property
+    def config_class(self) -> type:
+        return _resolve(SCRIPTS[self.name][0])
+
+    def parser(self) -> ArgumentParser:
+        return parser_for(self.config_class, self.doc)
+
+    def __call__(self, argv: list[str] | None = None) -> int:
+        _resolve(SCRIPTS[self.name][1])(parse(self.config_class, argv, self.doc))
+        return 0
+
+    def run(self) -> None:
+        run(lambda: self())
+
+
+def script(name: str, doc: str) -> Script:
+    """The `main` of experiments/<name>.py."""
+    if name not in SCRIPTS:
+        raise ValueError(f"no script {name!r} in cli.SCRIPTS")
+    return Script(name, doc)

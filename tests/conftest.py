@@ -30,7 +30,7 @@ def gemma():
 
 @pytest.fixture(scope="session")
 def dev_examples():
-    from gradsae_nn.squad import load_squad, to_examples
+    from gradsae_nn.data.squad import load_squad, to_examples
 
     return to_examples(load_squad())
 

@@ -35,7 +35,7 @@ class ReferenceScores(NamedTuple):
     logit_scale: float
 
 
-def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answer-logprob", include_first=False,
+def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answer-logprob", include_bos=False,
                      splice="lossless", logit_shift=0):
     """GradSAE and activation scores of one example, by hooks + autograd.
 
@@ -63,7 +63,7 @@ def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answe
     value = {"answer-logprob": logp.sum(), "answer-prob": logp.sum().exp(),
              "first-token-prob": logp[0].exp()}[target]
     (grad,) = torch.autograd.grad(value, store["h"])
-    start = 0 if include_first else 1
+    start = 0 if include_bos else 1
     h = store["h"][0, start:p].detach()
     g = grad[0, start:p]
     return ReferenceScores(torch.relu(g * h).mean(0), h.mean(0), float(value.detach()),

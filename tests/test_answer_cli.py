@@ -64,9 +64,9 @@ def test_resume_refuses_a_different_configuration(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--model", "no-such-model"], "unknown model 'no-such-model'"),
-    (["--limit", "0"], "--limit: must be a positive whole number, got 0"),
-    (["--limit", "-3"], "--limit: must be a positive whole number, got -3"),
-    (["--limit", "ten"], "'ten' is not a whole number"),
+    (["--limit", "0"], "--limit must be a positive whole number, got 0"),
+    (["--limit", "-3"], "--limit must be a positive whole number, got -3"),
+    (["--limit", "ten"], "--limit: invalid int value: 'ten'"),
 ])
 def test_bad_options_fail_in_one_line(tmp_path, args, needle):
     proc = _run(*args, "--out", str(tmp_path / "o"))

@@ -51,7 +51,7 @@ def table_rows(markdown: str) -> dict[str, list[str]]:
 
 
 def test_suite_tiny_writes_every_row(tiny_dirs, tmp_path):
-    from gradsae_nn.experiment import run_dir
+    from gradsae_nn.runs.outputs import run_dir
 
     model_dir, sae_dir = tiny_dirs
     # a finished default perturbation run for row 8 to read

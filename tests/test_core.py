@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from conftest import make_sae
-from gradsae_nn.editing import edited_generate
+from gradsae_nn.core.editing import edited_generate
 from gradsae_nn.errors import UsageError
-from gradsae_nn.generation import greedy_generate
-from gradsae_nn.sae import check_pairing, hook_layer, load_sae, shipped_sae_names, slice_sae
-from gradsae_nn.scoring import score_examples
-from gradsae_nn.splice import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl, splice
-from gradsae_nn.targets import TARGETS, ScoringInput
+from gradsae_nn.core.generation import greedy_generate
+from gradsae_nn.core.sae import check_pairing, hook_layer, load_sae, shipped_sae_names, slice_sae
+from gradsae_nn.core.scoring import score_examples
+from gradsae_nn.core.edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
+from gradsae_nn.core.splice import apply_splice
+from gradsae_nn.core.targets import ScoringInput
+from gradsae_nn.modes import Target, choices
 from reference import (reference_edit, reference_generate, reference_next_logits, reference_scores,
                        reference_sliced_edit, sae_encode)
 from tolerance import (assert_same_greedy, dot_bound, log_prob_tol, network_rtol, top2_gap, unit_roundoff)
@@ -67,7 +69,7 @@ def test_lossless_splice_leaves_logits_identical(smollm, sae, layer, examples):
         clean = smollm.lm._module(ids).logits
     with smollm.lm.trace(ids):
         module = smollm.layer(layer)
-        module.output, h = splice(sae, module.output, "lossless")
+        module.output, h = apply_splice(sae, module.output, "lossless")
         spliced = smollm.lm.lm_head.output.save()
     # x + (r − r) adds exact zeros, and the layers run on the same shapes: bitwise the same logits
     assert torch.equal(spliced, clean)
@@ -79,7 +81,7 @@ def test_reconstruct_splice_changes_logits(smollm, sae, layer, examples):
         clean = smollm.lm._module(ids).logits
     with torch.no_grad(), smollm.lm.trace(ids):
         module = smollm.layer(layer)
-        module.output, _ = splice(sae, module.output, "reconstruct")
+        module.output, _ = apply_splice(sae, module.output, "reconstruct")
         recon = smollm.lm.lm_head.output.save()
     # far beyond rounding: the model really runs on the reconstruction
     assert (recon - clean).abs().max() > 100 * network_rtol(smollm.config) * clean.abs().max()
@@ -108,7 +110,7 @@ def score_tolerances(config, ex, ref, target):
     return (log_prob_tol(config, ref.logit_scale, n_read), network_rtol(config, passes=2), network_rtol(config))
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", choices(Target))
 def test_scores_equal_plain_autograd(smollm, sae, layer, examples, target):
     hf = smollm.lm._module
     batched = score_examples(smollm, sae, layer, examples, target=target)
@@ -127,7 +129,7 @@ def test_checks_catch_deliberate_bugs(smollm, sae, layer, examples):
     the tolerances of `test_scores_equal_plain_autograd` are far from loose enough to let it through."""
     hf = smollm.lm._module
     ex = examples[1]                                        # a 3-token answer, left-padded in the batch
-    for target in TARGETS:
+    for target in choices(Target):
         got = score_examples(smollm, sae, layer, examples, target=target)[1]
         right = reference_scores(hf, sae, layer, ex.prompt_ids, ex.answer_ids, target)
         tolerances = score_tolerances(smollm.config, ex, right, target)
@@ -146,7 +148,7 @@ def test_checks_catch_deliberate_bugs(smollm, sae, layer, examples):
 
 def test_batch_equals_single_and_xgrad_equals_trace(smollm, sae, layer, examples):
     batched = score_examples(smollm, sae, layer, examples)
-    via_x = score_examples(smollm, sae, layer, examples, method="x-grad")
+    via_x = score_examples(smollm, sae, layer, examples, scoring="x-grad")
     # forward + backward evaluated twice (other padding, other batch); x-grad adds ∂T/∂h = ∂T/∂x · W_decᵀ,
     # an inner product over d_model
     rtol = network_rtol(smollm.config, passes=2) + dot_bound(1.0, smollm.d_model)
@@ -254,7 +256,7 @@ def test_shared_lower_layers_give_the_same_tokens(smollm, sae, layer, examples, 
 
 
 def test_cut_after_stop_only_at_the_first_token(smollm):
-    from gradsae_nn.editing import cut_after_stop
+    from gradsae_nn.core.editing import cut_after_stop
 
     tok = smollm.tokenizer
     newline = tok("\n", add_special_tokens=False)["input_ids"][-1]
@@ -305,7 +307,7 @@ def test_gradsae_ranks_latents_like_exact_ablation(smollm, sae, layer, examples)
     one latent is zeroed at every token is positively rank-correlated with its GradSAE score."""
     from scipy.stats import spearmanr
 
-    from gradsae_nn.scoring import edited_targets
+    from gradsae_nn.core.scoring import edited_targets
 
     rhos = []
     for ex in examples:

@@ -15,16 +15,16 @@ import torch
 
 from conftest import make_sae, save_tiny_llama
 from gradsae_nn.cli import run
-from gradsae_nn.editing import edited_generate
-from gradsae_nn.metrics import score
-from gradsae_nn.overlap import overlap
-from gradsae_nn.pipeline import Item
-from gradsae_nn.scoring import score_examples
-from gradsae_nn.selection import select
-from gradsae_nn.splice import LatentEdit
-from gradsae_nn.squad import QAExample
-from gradsae_nn.steering import choose_partners
-from gradsae_nn.targets import ScoringInput
+from gradsae_nn.core.editing import edited_generate
+from gradsae_nn.data.metrics import qa_score
+from gradsae_nn.runs.overlap import overlap
+from gradsae_nn.runs.pipeline import Item
+from gradsae_nn.core.scoring import score_examples
+from gradsae_nn.core.selection import select
+from gradsae_nn.core.edits import LatentEdit
+from gradsae_nn.data.squad import QAExample
+from gradsae_nn.runs.steering import choose_partners
+from gradsae_nn.core.targets import ScoringInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import perturb  # noqa: E402
@@ -81,15 +81,15 @@ def test_perturb_outputs_and_wiring(workdir, tiny, tiny_model_dir, tiny_sae_dir)
         for key, sel in record["selections"].items():
             assert len(sel["latents"]) == (1 if key.endswith("/1") else sel["k_wanted"]) or sel["truncated"]
         for output in record["outputs"].values():
-            assert (output["em"], output["f1"]) == score(output["prediction"], record["golds"])
+            assert (output["em"], output["f1"]) == qa_score(output["prediction"], record["golds"])
 
     # the recorded selection is the TopK of a fresh scoring, and its recorded output is what a lone
     # generation with exactly that edit produces
-    from gradsae_nn.sae import load_sae
-    from gradsae_nn.prompts import get_template, prompt_ids
-    from gradsae_nn.squad import load_squad, to_examples
-    from gradsae_nn.targets import answer_token_ids
-    from gradsae_nn.generation import extract_answer
+    from gradsae_nn.core.sae import load_sae
+    from gradsae_nn.data.prompts import get_template, prompt_ids
+    from gradsae_nn.data.squad import load_squad, to_examples
+    from gradsae_nn.core.targets import answer_token_ids
+    from gradsae_nn.core.generation import extract_answer
 
     sae = load_sae(str(tiny_sae_dir), tiny, TINY_LAYER)
     record = records[0]
@@ -116,25 +116,25 @@ def test_perturb_outputs_and_wiring(workdir, tiny, tiny_model_dir, tiny_sae_dir)
 
 
 def test_perturb_resume_after_interrupt_matches_uninterrupted(workdir, tiny_model_dir, tiny_sae_dir, monkeypatch):
-    import gradsae_nn.experiment as experiment
+    import gradsae_nn.runs.jobs as jobs
 
     args = ["--k", "1", "10", "--gen-batch-size", "9"]  # one example (9 generations) per generate call
     assert perturb.main(base_args(tiny_model_dir, tiny_sae_dir, workdir / "whole", *args)) == 0
 
-    real_run_jobs, calls = experiment.run_jobs, []
+    real_run_groups, calls = jobs._run_groups, []
 
     def interrupted(*a, **kw):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt  # Ctrl-C while the second example generates
-        return real_run_jobs(*a, **kw)
+        return real_run_groups(*a, **kw)
 
-    monkeypatch.setattr(experiment, "run_jobs", interrupted)
+    monkeypatch.setattr(jobs, "_run_groups", interrupted)
     out = workdir / "resumed"
     with pytest.raises(KeyboardInterrupt):
         perturb.main(base_args(tiny_model_dir, tiny_sae_dir, out, *args))
     assert len((out / "examples.jsonl").read_text().splitlines()) == 1  # the finished example survived
-    monkeypatch.setattr(experiment, "run_jobs", real_run_jobs)
+    monkeypatch.setattr(jobs, "_run_groups", real_run_groups)
     assert perturb.main(base_args(tiny_model_dir, tiny_sae_dir, out, *args)) == 0
     assert len((out / "examples.jsonl").read_text().splitlines()) == 3
     for name in ("table.md", "table.csv"):
@@ -151,7 +151,7 @@ def test_steer_injects_partner_latents(workdir, tiny_model_dir, tiny_sae_dir):
         sel = record["selections"]["gradsae/top/1"]
         assert sel["own"]["latents"] and sel["injected"]["latents"]
         none = record["outputs"]["none"]
-        assert (none["em"], none["f1"]) == score(record["answer"], record["partner_golds"])
+        assert (none["em"], none["f1"]) == qa_score(record["answer"], record["partner_golds"])
     assert json.loads((out / "summary.json").read_text())["n_examples"] == len(records)
 
 
@@ -187,7 +187,7 @@ def test_partner_choice_is_seeded_and_never_self():
     assert all(partner != qid for qid, partner in first.items())
     assert first["b0"] is None                      # alone on its context
     assert first["c0"] is None                      # its only neighbour was answered wrongly
-    assert choose_partners(items, pool, seed=42, which="any")["c0"] == "c1"
+    assert choose_partners(items, pool, seed=42, partners="any")["c0"] == "c1"
     seeds = {tuple(sorted(choose_partners(items, pool, seed=s).items(), key=str)) for s in range(10)}
     assert len(seeds) > 1                           # the seed matters
 

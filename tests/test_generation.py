@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from gradsae_nn.generation import common_prefix_len, extract_answer, greedy_generate, pad_left, prefix_layout
-from gradsae_nn.prompts import get_template, prompt_ids
+from gradsae_nn.core.generation import common_prefix_len, extract_answer, greedy_generate, pad_left, prefix_layout
+from gradsae_nn.data.prompts import get_template, prompt_ids
 from reference import reference_next_logits
 from tolerance import assert_same_greedy, top2_gap
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gradsae_nn.metrics import exact_match, f1, normalize_answer, score
+from gradsae_nn.data.metrics import exact_match, f1, normalize_answer, qa_score
 
 
 @pytest.mark.parametrize("raw, normalised", [
@@ -37,13 +37,13 @@ def test_f1_no_overlap_and_empty():
 
 
 def test_score_takes_max_over_golds():
-    s = score("Levi's Stadium in Santa Clara", ["Santa Clara, California", "Levi's Stadium"])
+    s = qa_score("Levi's Stadium in Santa Clara", ["Santa Clara, California", "Levi's Stadium"])
     assert s.em == 0.0
     # vs "Levi's Stadium": pred tokens [levis, stadium, in, santa, clara] (5), overlap 2 -> P .4, R 1
     assert s.f1 == pytest.approx(2 * 0.4 * 1.0 / 1.4)
-    assert score("Levi's Stadium", ["Santa Clara", "levis stadium"]).em == 1.0
+    assert qa_score("Levi's Stadium", ["Santa Clara", "levis stadium"]).em == 1.0
 
 
 def test_score_needs_a_gold():
     with pytest.raises(ValueError):
-        score("x", [])
+        qa_score("x", [])

@@ -3,7 +3,7 @@
 import pytest
 
 from gradsae_nn.errors import UsageError
-from gradsae_nn.prompts import PROMPTS, SHOTS, get_template, prompt_ids
+from gradsae_nn.data.prompts import PROMPTS, SHOTS, get_template, prompt_ids
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gradsae_nn.errors import UsageError
-from gradsae_nn.records import JsonlAppender, atomic_write_json, check_run_config, read_jsonl
+from gradsae_nn.results.records import JsonlAppender, atomic_write_json, check_run_config, read_jsonl
 
 
 def test_jsonl_roundtrip_and_torn_tail(tmp_path):

@@ -18,14 +18,14 @@ import pytest
 import torch
 
 from gradsae_nn.cli import run
-from gradsae_nn.editing import edited_generate
+from gradsae_nn.core.editing import edited_generate
 from gradsae_nn.errors import RemoteFailure
-from gradsae_nn.generation import greedy_generate
+from gradsae_nn.core.generation import greedy_generate
 from gradsae_nn.remote import RemoteOptions
-from gradsae_nn.scoring import score_examples
-from gradsae_nn.selection import select
-from gradsae_nn.splice import LatentEdit
-from gradsae_nn.targets import ScoringInput
+from gradsae_nn.core.scoring import score_examples
+from gradsae_nn.core.selection import select
+from gradsae_nn.core.edits import LatentEdit
+from gradsae_nn.core.targets import ScoringInput
 from tolerance import network_rtol
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -63,7 +63,7 @@ def remote_model(ndif_host):
 
 @pytest.fixture(scope="session")
 def sae(smollm):
-    from gradsae_nn.sae import load_sae
+    from gradsae_nn.core.sae import load_sae
 
     return load_sae("smollm2-135m-it/L15", smollm, LAYER)
 
@@ -71,7 +71,7 @@ def sae(smollm):
 @pytest.fixture(scope="session")
 def inputs(smollm, dev_examples):
     """Three SQuAD dev questions in the default prompt, scored on their first gold answer."""
-    from gradsae_nn.prompts import get_template, prompt_ids
+    from gradsae_nn.data.prompts import get_template, prompt_ids
 
     template = get_template(None, smollm)
     out = []
@@ -83,12 +83,12 @@ def inputs(smollm, dev_examples):
 
 @pytest.fixture(scope="session")
 def local_scores(smollm, sae, inputs):
-    return score_examples(smollm, sae, LAYER, inputs, method="x-grad")
+    return score_examples(smollm, sae, LAYER, inputs, scoring="x-grad")
 
 
 def test_remote_scores_equal_local(local_scores, remote_model, sae, inputs):
     local = local_scores
-    remote = score_examples(remote_model, sae, LAYER, inputs, method="x-grad")
+    remote = score_examples(remote_model, sae, LAYER, inputs, scoring="x-grad")
     rtol = network_rtol(remote_model.config, passes=2)
     for a, b in zip(local, remote):
         assert (a.gradsae - b.gradsae).abs().max() <= rtol * a.gradsae.abs().max()
@@ -101,7 +101,7 @@ def test_remote_scores_equal_local(local_scores, remote_model, sae, inputs):
 
 def test_remote_trace_scoring_is_refused(remote_model, sae, inputs):
     with pytest.raises(Exception, match="x-grad"):
-        score_examples(remote_model, sae, LAYER, inputs[:1], method="trace")
+        score_examples(remote_model, sae, LAYER, inputs[:1], scoring="trace")
 
 
 def test_remote_edited_generation_equals_local(smollm, remote_model, sae, inputs, local_scores):
@@ -122,7 +122,7 @@ def test_non_blocking_job_completes(ndif_host, local_scores, sae, inputs):
 
     polled = load_model("smollm2-135m-it", remote=RemoteOptions(host=ndif_host, blocking=False))
     local = local_scores
-    remote = score_examples(polled, sae, LAYER, inputs, method="x-grad")
+    remote = score_examples(polled, sae, LAYER, inputs, scoring="x-grad")
     assert all(torch.equal(a.gradsae, b.gradsae) for a, b in zip(local, remote))
     assert polled.remote.stats.requests == 1
 
@@ -174,7 +174,7 @@ def _records(path):
 def test_perturb_remote_interrupted_resumed_equals_local(ndif_host, scripts_dir, monkeypatch, capsys):
     """The script end to end: remote (answer step, scoring, edits), interrupted after one example and
     resumed, gives the local run's records and table; the API key appears in no output."""
-    import gradsae_nn.perturbation as perturbation
+    import gradsae_nn.runs.perturbation as perturbation
 
     tmp_path = scripts_dir
     monkeypatch.chdir(tmp_path)
@@ -221,3 +221,20 @@ def test_steer_remote_equals_local(ndif_host, scripts_dir, monkeypatch):
     assert steer.main(["--out", str(tmp_path / "steer-local"), *args]) == 0
     assert _records(tmp_path / "steer-remote" / "examples.jsonl") == _records(tmp_path / "steer-local" / "examples.jsonl")
     assert (tmp_path / "steer-remote" / "table.md").read_text() == (tmp_path / "steer-local" / "table.md").read_text()
+
+
+def test_notebook_lines_run_remotely(ndif_host, smollm):
+    """The quickstart's lines with `remote=`: the same answer, scores within rounding, the same edited answer."""
+    import gradsae_nn as gs
+
+    context = ("The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "
+               "after the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889.")
+    local = gs.load("smollm2-135m-it")
+    remote = gs.load("smollm2-135m-it", remote=ndif_host)
+    prompt = remote.qa(context, "In which city is the Eiffel Tower?")
+    here, there = local.score(prompt), remote.score(prompt)     # trace here, x-grad there: chosen automatically
+    assert there.answer_ids == here.answer_ids
+    rtol = network_rtol(remote.model.config, passes=2)
+    assert (there.scores.gradsae - here.scores.gradsae).abs().max() <= rtol * here.scores.gradsae.abs().max()
+    zero = here.top_latents(50)
+    assert remote.generate(prompt, zero=zero) == local.generate(prompt, zero=zero)

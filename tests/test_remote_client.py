@@ -1,7 +1,6 @@
 """The remote client's logic without a server: failure classification, retries, refusals, options."""
 
 import socket
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,13 +10,11 @@ import websocket
 from nnsight.intervention.backends.remote import RemoteError
 
 from conftest import make_sae
-from gradsae_nn import remote
+from gradsae_nn.remote import client as remote
 from gradsae_nn.errors import RemoteFailure, UsageError
 from gradsae_nn.remote import RemoteOptions, classify, run_traces
-from gradsae_nn.splice import resolve_edit_impl
+from gradsae_nn.core.edits import resolve_edit_impl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import perturb  # noqa: E402
 
 HOST = "http://127.0.0.1:8289"
 
@@ -118,19 +115,22 @@ def test_topk_sae_cannot_be_edited_remotely():
 
 
 def test_api_key_is_not_an_option_and_host_needs_remote(capsys):
-    parser = perturb.build_parser()
+    from gradsae_nn.cli import parse, parser_for
+    from gradsae_nn.config import PerturbConfig
+    from gradsae_nn.errors import OptionError
+    from gradsae_nn.runs.answers import remote_options
+
+    parser = parser_for(PerturbConfig, "perturb")
     for flag in ("--api-key", "--ndif-api-key", "--key"):
         with pytest.raises(SystemExit):
             parser.parse_args([flag, "secret"])
-    from gradsae_nn.cli import remote_options
-    from gradsae_nn.experiment import resolve_scoring
-
-    args = parser.parse_args(["--remote", "--ndif-host", HOST])
-    options = remote_options(args)
-    assert options.resolved_host == HOST and resolve_scoring(args) == "x-grad"
-    assert resolve_scoring(parser.parse_args([])) == "trace"
-    with pytest.raises(UsageError, match="--ndif-host needs --remote"):
-        remote_options(parser.parse_args(["--ndif-host", HOST]))
+    config = parse(PerturbConfig, ["--remote", "--ndif-host", HOST], "perturb")
+    assert remote_options(config).resolved_host == HOST and config.method.scoring == "x-grad"
+    assert parse(PerturbConfig, [], "perturb").method.scoring == "trace"
+    with pytest.raises(OptionError) as info:
+        parse(PerturbConfig, ["--ndif-host", HOST], "perturb")
+    assert info.value.for_cli() == "--ndif-host needs --remote (or drop it to run locally)"
+    assert str(info.value) == "ndif_host needs remote (or drop it to run locally)"  # the library's words
 
 
 def test_default_host_is_nnsights(monkeypatch):
@@ -162,7 +162,7 @@ def test_server_runs_the_clients_torch():
     """The local NDIF's environment pins the torch of pyproject.toml: one machine, one set of kernels."""
     import re
 
-    from gradsae_nn.ndif_env import SERVER_REQUIREMENTS
+    from gradsae_nn.ndif_local.env import SERVER_REQUIREMENTS
 
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     client = re.search(r'"(torch==[^"]+)"', pyproject).group(1)

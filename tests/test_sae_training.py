@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradsae_nn.sae import hook_layer, load_sae, shipped_sae_names, shipped_sae_root
+from gradsae_nn.core.sae import hook_layer, load_sae, shipped_sae_names, shipped_sae_root
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ SHIPPED_MODELS = {name.split("/")[0] for name in SHIPPED}
 
 def test_embedded_models_have_shipped_saes():
     """SmolLM2 at ~20/50/75% depth; every default SAE is shipped."""
-    from gradsae_nn.sae import DEFAULT_SAE_LAYER
+    from gradsae_nn.core.sae import DEFAULT_SAE_LAYER
 
     assert {"smollm2-135m-it/L6", "smollm2-135m-it/L15", "smollm2-135m-it/L22"} <= set(SHIPPED)
     assert {f"{model}/L{layer}" for model, layer in DEFAULT_SAE_LAYER.items() if model in SHIPPED_MODELS} <= set(SHIPPED)
@@ -59,8 +59,8 @@ def test_embedded_models_have_shipped_saes():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_sae_loads_and_keeps_its_quality(name, request):
     """Recompute quality on the card's held-out dev tokens; a broken or swapped weight file fails here."""
-    from gradsae_nn.sae_eval import evaluate_sae
-    from gradsae_nn.squad import group_by_context, load_squad, to_examples
+    from gradsae_nn.training.quality import evaluate_sae
+    from gradsae_nn.data.squad import group_by_context, load_squad, to_examples
 
     model_name, layer_dir = name.split("/")
     model = request.getfixturevalue("smollm" if model_name.startswith("smollm") else "gemma")
@@ -85,7 +85,7 @@ def test_fold_centering_is_exact():
     import copy
 
     from conftest import make_sae
-    from gradsae_nn.sae_training import centering, fold_centering
+    from gradsae_nn.training.train import centering, fold_centering
     from tolerance import dot_bound
 
     torch.manual_seed(0)
@@ -113,9 +113,9 @@ def test_fold_centering_is_exact():
 @pytest.mark.slow
 def test_dead_fraction_agrees_with_full_evaluation(smollm):
     """The cheap dead-latent count (forward cut at the layer) sees the same tokens as the full evaluation."""
-    from gradsae_nn.sae_eval import dead_fraction, evaluate_sae
-    from gradsae_nn.sae_training import collect_activations
-    from gradsae_nn.squad import group_by_context, load_squad, to_examples
+    from gradsae_nn.training.quality import dead_fraction, evaluate_sae
+    from gradsae_nn.training.train import collect_activations
+    from gradsae_nn.data.squad import group_by_context, load_squad, to_examples
     from tolerance import dot_bound, network_rtol
 
     sae = load_sae("smollm2-135m-it/L15", smollm, 15)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gradsae_nn.errors import UsageError
-from gradsae_nn.selection import parse_k, resolve_k, select
+from gradsae_nn.core.selection import parse_k, resolve_k, select
 
 
 def test_top_and_bottom_take_only_positive_scores():

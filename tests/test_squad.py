@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from gradsae_nn.errors import UsageError
-from gradsae_nn.squad import (DEV_QUESTIONS, group_by_context, load_squad, select_examples,
+from gradsae_nn.data.squad import (DEV_QUESTIONS, group_by_context, load_squad, select_examples,
                               source_fingerprint, to_examples)
 
 DEV_ZIP_SHA256 = "6cf38c56fc7341bab8a5132f205dd7198148a6be9073ccd8ef07d55ca73b09b7"

@@ -7,7 +7,8 @@ Scores against plain autograd with every column's logits are checked in test_cor
 import pytest
 import torch
 
-from gradsae_nn.targets import MIN_LOGIT_COLUMNS, TARGETS, ScoringInput, build_batch, target_values
+from gradsae_nn.core.targets import MIN_LOGIT_COLUMNS, ScoringInput, build_batch, target_values
+from gradsae_nn.modes import Target, choices
 
 
 def batch_of(prompt_lens, answer_lens):
@@ -21,7 +22,7 @@ def test_logit_columns_cover_the_answer_with_a_floor_and_a_cap():
     assert batch_of([5], [2]).logit_columns == 7                                  # the whole row
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", choices(Target))
 @pytest.mark.parametrize("answer_lens", [[1, 3], [20, 4]])
 def test_target_from_kept_columns_equals_target_from_all(target, answer_lens):
     batch = batch_of([30, 22], answer_lens)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import UsageError
+from ..errors import OptionError, UsageError, literal
 from .embedded import EMBEDDED_MODELS, ensure_converted
 from .families import ModelFamily, family_for
 
@@ -81,9 +81,10 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
-        raise UsageError(f"invalid --device {device!r} ({exc}); use auto, cpu, cuda or cuda:N") from None
+        raise OptionError(f"invalid {{device}} {literal(device)} ({literal(str(exc))[1:-1]}); use auto, cpu, cuda or "
+                          f"cuda:N") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device} asked for CUDA but no GPU is visible; use --device cpu")
+        raise OptionError(f"{{device}} {device} asked for CUDA but no GPU is visible; use {{device}} cpu")
     return resolved
 
 
@@ -95,8 +96,8 @@ def resolve_source(name: str) -> tuple[str, str | None]:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise UsageError(f"{path} is a directory but has no config.json; point --model at a Hugging Face "
-                             f"model directory")
+            raise OptionError(f"{literal(str(path))[1:-1]} is a directory but has no config.json; point {{model}} at a "
+                              f"Hugging Face model directory")
         return str(path), None
     if _HUB_ID.match(name) and not path.exists():
         return name, None
@@ -118,7 +119,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "fl
     torch_device = resolve_device("cpu" if remote else device)
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
-        raise UsageError(f"unknown --dtype {dtype!r}; use float32, bfloat16 or float16")
+        raise OptionError(f"unknown {{dtype}} {literal(dtype)}; use float32, bfloat16 or float16")
     source, prompt_style = resolve_source(name)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if torch_device.type != "cpu":

@@ -1,0 +1,109 @@
+"""The parts of a run's configuration, by concern: model, remote server, data, method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data.prompts import PROMPTS
+from ..data.squad import HUB_DATASET, PACKAGED_DEV
+from ..errors import OptionError, literal
+from ..models import DEFAULT_MODEL, known_model_names
+from ..modes import Dtype, EditImpl, Scoring, SpliceMode, Target, check_mode
+from .options import option, positive
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model, where and in which dtype."""
+
+    model: str = option(DEFAULT_MODEL, f"embedded model ({', '.join(known_model_names())}; offline), a Hugging Face "
+                                       f"repo id (online) or a local model directory")
+    device: str = option("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    dtype: Dtype = option("float32", "model weights and activations", result=True)
+
+    def __post_init__(self) -> None:
+        check_mode(self.dtype, Dtype, "dtype")
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """Run the model on an NDIF server. The API key is read from NDIF_API_KEY only; there is no option for it."""
+
+    remote: bool = option(False, "run the model on an NDIF server (nnsight remote execution); the SAE stays here. "
+                                 "API key: the NDIF_API_KEY environment variable (there is no option for it)")
+    ndif_host: str | None = option(None, "NDIF API URL, e.g. http://127.0.0.1:8289 for `python -m gradsae_nn.ndif_local "
+                                         "start`", metavar="URL",
+                                   default_text="nnsight's configured host: NDIF_HOST, its config file, or "
+                                                "https://api.ndif.us")
+    verbose: bool = option(False, "remote: every request's payload size and status, and the server's traceback on "
+                                  "error", flags=("-v", "--verbose"))
+
+    def __post_init__(self) -> None:
+        if self.ndif_host is not None and not self.remote:
+            raise OptionError("{ndif_host} needs {remote} (or drop it to run locally)")
+        if self.ndif_host is not None and not self.ndif_host.startswith(("http://", "https://")):
+            raise OptionError(f"{{ndif_host}} {literal(self.ndif_host)} is not a URL; use e.g. https://api.ndif.us or "
+                              f"http://127.0.0.1:8289")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which questions, how they are prompted and answered, and what counts as correct."""
+
+    data: str = option(PACKAGED_DEV, f"'{PACKAGED_DEV}' = the SQuAD v1.1 dev set shipped in the package (offline), "
+                                     f"'{HUB_DATASET}' = the hub's validation split, or a path to any SQuAD-v1.1 JSON "
+                                     f"(.json or .json.zip)", result=True)
+    limit: int | None = option(None, "use this many questions: contexts are shuffled with --seed and their questions "
+                                     "kept together, so a larger limit extends a smaller one", default_text="all")
+    seed: int = option(0, "seed for the example sample", result=True)
+    prompt: str | None = option(None, "prompt template", result=True, choices=tuple(sorted(PROMPTS)),
+                                default_text="the measured best for the model's style: chat-span-3shot for "
+                                             "instruct models, fewshot-3shot for base models")
+    max_new_tokens: int = option(16, "greedy tokens per answer, edited or not", result=True)
+    correct_f1: float | None = option(None, "count an answer correct when F1 >= this (the authors' code used 0.9)",
+                                      result=True, default_text="EM = 1")
+
+    def __post_init__(self) -> None:
+        positive(self.limit, "limit")
+        positive(self.max_new_tokens, "max_new_tokens")
+        if self.prompt is not None and self.prompt not in PROMPTS:
+            raise OptionError(f"unknown {{prompt}} {literal(self.prompt)}; known prompts: {', '.join(PROMPTS)}")
+        if self.correct_f1 is not None and not 0.0 <= self.correct_f1 <= 1.0:
+            raise OptionError(f"{{correct_f1}} is an F1 threshold in [0, 1], got {literal(self.correct_f1)}; the "
+                              f"authors' code used 0.9")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """How latents are scored and edited: the SAE, its layer, the splice, the target, the edit."""
+
+    layer: int | None = option(None, "residual-stream layer the SAE is spliced into",
+                               default_text="the SAE's own layer, else the model's default SAE layer")
+    sae: str | None = option(None, "shipped SAE name (e.g. smollm2-135m-it/L15), a SAELens SAE folder, or "
+                                   "release:sae_id (SAELens registry; needs the hub)",
+                             default_text="the model's shipped SAE at --layer")
+    splice: SpliceMode = option("lossless", "lossless: model outputs unchanged, gradients reach the latents; "
+                                            "reconstruct: the model runs on the SAE reconstruction (the authors' code)",
+                                result=True)
+    target: Target = option("answer-logprob", "p(Y|H) whose gradient scores latents: teacher-forced log-prob of the "
+                                              "model's own greedy answer, its probability, or the first answer "
+                                              "token's probability", result=True)
+    include_bos: bool = option(False, "also score the first prompt token (an attention sink with ~100x the residual "
+                                      "norm)", result=True)
+    edit_impl: EditImpl = option("auto", "sliced: only the edited latents' rows (ReLU/JumpReLU); full: whole "
+                                         "encode/decode (any SAE, needed for TopK); auto picks sliced where exact",
+                                 result=True)
+    scoring: Scoring | None = option(None, "trace: SAE spliced in the trace; x-grad: save x and dT/dx only and score "
+                                           "here (the remote path); equal up to float rounding", result=True,
+                                     default_text="trace, x-grad with --remote")
+
+    def __post_init__(self) -> None:
+        check_mode(self.splice, SpliceMode, "splice")
+        check_mode(self.target, Target, "target")
+        check_mode(self.edit_impl, EditImpl, "edit_impl")
+        if self.scoring is not None:
+            check_mode(self.scoring, Scoring, "scoring")
+        if self.scoring == "x-grad" and self.splice != "lossless":
+            raise OptionError("{scoring} x-grad is exact only for {splice} lossless; use {scoring} trace with "
+                              "{splice} reconstruct")
+

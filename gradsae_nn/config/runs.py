@@ -1,0 +1,133 @@
+"""Each script's configuration: the parts it uses, plus its own options and checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.selection import parse_ks
+from ..errors import OptionError
+from ..modes import PartnerPool, Population, Positions, ValueSource, check_mode
+from .options import DEFAULT_KS, leaves, option, part, positive
+from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every script shares: model, remote server, questions, batch size and output folder."""
+
+    model: ModelConfig = part(ModelConfig)
+    remote: RemoteConfig = part(RemoteConfig)
+    data: DataConfig = part(DataConfig)
+    batch_size: int = option(8, "prompts per batch (left-padded; results do not depend on it)")
+    out: str | None = option(None, "output folder", default_text="under results/, named after the run")
+
+    def __post_init__(self) -> None:
+        positive(self.batch_size, "batch_size")
+
+    def flat(self) -> dict[str, Any]:
+        """Every option by name (nested parts flattened), as JSON-able values."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in leaves(self)}
+
+
+@dataclass(frozen=True)
+class AnswerRunConfig(RunConfig):
+    """`experiments/answer.py`: answer questions and cache the predictions."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(RunConfig):
+    """What every experiment on the correct set shares."""
+
+    method: MethodConfig = part(MethodConfig)
+    k: tuple[str, ...] = option(DEFAULT_KS, "K values: whole numbers or percentages of the latents active at the last "
+                                            "prompt token", result=True)
+    n_correct: int = option(50, "stop looking once this many correctly answered examples are found (0 = every "
+                                "correct one within --limit)")
+    gen_batch_size: int = option(24, "generation rows per generate call; one example's settings share a call")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "k", tuple(parse_ks(self.k)))  # normalised once, at construction
+        if self.n_correct < 0:
+            raise OptionError(f"{{n_correct}} must be ≥ 0 (0 = every correct example within {{limit}}), got "
+                              f"{self.n_correct}")
+        positive(self.gen_batch_size, "gen_batch_size")
+        if self.method.scoring is None:  # the default depends on where the model runs: no SAE travels remotely
+            object.__setattr__(self, "method", dataclasses.replace(
+                self.method, scoring="x-grad" if self.remote.remote else "trace"))
+        if self.remote.remote and self.method.scoring == "trace":
+            raise OptionError("remote scoring sends no SAE: use {scoring} x-grad (x and dT/dx come back, scores are "
+                              "computed here; the default with {remote})")
+
+    @property
+    def ks(self) -> list[str]:
+        return list(self.k)
+
+
+@dataclass(frozen=True)
+class PerturbConfig(ExperimentConfig):
+    """`experiments/perturb.py`: zero TopK/BottomK latents and regenerate (paper Table 1 top)."""
+
+
+@dataclass(frozen=True)
+class SteeringConfig:
+    """Local steering: whose latents are injected, with which values, where."""
+
+    partner_seed: int = option(42, "seed for choosing partners", result=True)
+    partners: PartnerPool = option("correct", "partner pool: other correctly answered questions on the context, or "
+                                              "any answered one", result=True)
+    value_source: ValueSource = option("mean-activation", "values injected for the partner's latents", result=True)
+    positions: Positions = option("all", "edit every token, or only the last prompt token (the authors' final "
+                                         "version)", result=True)
+
+    def __post_init__(self) -> None:
+        check_mode(self.partners, PartnerPool, "partners")
+        check_mode(self.value_source, ValueSource, "value_source")
+        check_mode(self.positions, Positions, "positions")
+
+
+@dataclass(frozen=True)
+class SteerConfig(ExperimentConfig):
+    """`experiments/steer.py`: zero own TopK, inject a same-context partner's TopK (paper Table 1 bottom)."""
+
+    steering: SteeringConfig = part(SteeringConfig)
+
+
+@dataclass(frozen=True)
+class StatsConfig(ExperimentConfig):
+    """`experiments/stats.py`: selection statistics at one K (paper Table 3)."""
+
+    k: tuple[str, ...] = option(("50%",), "one K: a whole number or a percentage of the latents active at the last "
+                                          "prompt token", result=True)
+    population: Population = option("correct", "examples to score: the correct set, or every answered question "
+                                               "(scored on the model's own answer)", result=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_mode(self.population, Population, "population")
+        if len(self.k) != 1:
+            raise OptionError(f"stats uses one K, got {{k}} {' '.join(self.k)}; pass e.g. {{k}} 50%")
+
+
+@dataclass(frozen=True)
+class SweepConfig(ExperimentConfig):
+    """`experiments/layer_sweep.py`: the perturbation at one K for every shipped SAE of a model (paper Table 4)."""
+
+    k: tuple[str, ...] = option(("50%",), "K values: whole numbers or percentages of the latents active at the last "
+                                          "prompt token", result=True)
+    layers: tuple[int, ...] | None = option(None, "layers to sweep", default_text="every layer with a shipped SAE for "
+                                                                                  "--model")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.method.sae is not None or self.out is not None:
+            raise OptionError("the layer sweep picks each layer's shipped SAE and folder itself; drop {sae}/{out} (or "
+                              "run experiments/perturb.py per layer)")
+
+    def perturbation(self, layer: int) -> PerturbConfig:
+        """The perturbation run of one layer: exactly `experiments/perturb.py --layer L --k K...`."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(PerturbConfig)}
+        return PerturbConfig(**{**values, "method": dataclasses.replace(self.method, layer=layer)})
+

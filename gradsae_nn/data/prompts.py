@@ -1,0 +1,121 @@
+"""Prompt builders for extractive QA: chat template for instruct models, few-shot text for base models.
+
+Prompts are named templates so results can record exactly which one produced them (`--prompt`). The
+demonstrations are hand-written here, never taken from SQuAD, so no evaluation text leaks into a prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import OptionError, literal
+from .squad import QAExample
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+
+@dataclass(frozen=True)
+class Shot:
+    context: str
+    question: str
+    answer: str
+
+
+SHOTS: tuple[Shot, ...] = (
+    Shot("Marie Curie was born in Warsaw in 1867. She moved to Paris to study physics and mathematics at the "
+         "University of Paris, where she later became the first woman to hold a professorship there.",
+         "In which city was Marie Curie born?", "Warsaw"),
+    Shot("The Amazon River flows through Peru, Colombia and Brazil before it empties into the Atlantic Ocean. "
+         "In 2007 the Slovenian swimmer Martin Strel swam most of its length in 66 days.",
+         "How long did it take Martin Strel to swim the river?", "66 days"),
+    Shot("The Eiffel Tower was built by the engineering company of Gustave Eiffel and completed in 1889 as "
+         "the entrance arch of the World's Fair. Critics at first called it an eyesore.",
+         "What did critics first call the tower?", "an eyesore"),
+)
+
+SPAN_INSTRUCTION = ("Answer the question with the shortest span copied exactly from the context: a few words, "
+                    "not a sentence.")
+
+SHORT_REMINDER = "Answer with a few words copied from the context."
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How to turn a `QAExample` into prompt text.
+
+    style: "chat" (messages through the tokenizer's chat template) or "few-shot" (plain text).
+    n_shots: how many `SHOTS` demonstrations precede the question.
+    question_first: also state the question before the context (small models forget it otherwise).
+    system: system message (chat) or instruction line (few-shot); None for none.
+    reminder: a line closing every user turn (the last words before the answer weigh most for a
+        small model); None for none.
+    """
+
+    name: str
+    style: str
+    n_shots: int
+    question_first: bool
+    system: str | None
+    reminder: str | None = None
+
+    def user_turn(self, context: str, question: str) -> str:
+        head = f"Question: {question}\n" if self.question_first else ""
+        tail = f"\n{self.reminder}" if self.reminder else ""
+        return f"{head}Context: {context}\nQuestion: {question}{tail}"
+
+    def text(self, example: QAExample, tokenizer: object) -> str:
+        shots = SHOTS[: self.n_shots]
+        if self.style == "chat":
+            messages = [{"role": "system", "content": self.system}] if self.system else []
+            for shot in shots:
+                messages += [{"role": "user", "content": self.user_turn(shot.context, shot.question)},
+                             {"role": "assistant", "content": shot.answer}]
+            messages.append({"role": "user", "content": self.user_turn(example.context, example.question)})
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        blocks = [f"{self.user_turn(s.context, s.question)}\nAnswer: {s.answer}" for s in shots]
+        blocks.append(f"{self.user_turn(example.context, example.question)}\nAnswer:")
+        return (f"{self.system}\n\n" if self.system else "") + "\n\n".join(blocks)
+
+
+PROMPTS: dict[str, PromptTemplate] = {
+    p.name: p
+    for p in (
+        PromptTemplate("chat-plain", "chat", 0, False, None),
+        PromptTemplate("chat-span-2shot", "chat", 2, True, SPAN_INSTRUCTION),
+        PromptTemplate("chat-span-3shot", "chat", 3, True, SPAN_INSTRUCTION),
+        PromptTemplate("chat-span-3shot-remind", "chat", 3, True, SPAN_INSTRUCTION, SHORT_REMINDER),
+        PromptTemplate("fewshot-2shot", "few-shot", 2, False, None),
+        PromptTemplate("fewshot-3shot", "few-shot", 3, False, None),
+        PromptTemplate("fewshot-span-3shot", "few-shot", 3, False, SPAN_INSTRUCTION),
+    )
+}
+
+# Chosen by measurement on 300 dev questions (README, "Prompts"); `--prompt` overrides.
+DEFAULT_PROMPT = {"chat": "chat-span-3shot", "few-shot": "fewshot-3shot"}
+
+
+def get_template(name: str | None, model: "LoadedModel") -> PromptTemplate:
+    """The named template, or the default for the model's prompt style; refuses a style mismatch."""
+    name = name or DEFAULT_PROMPT[model.prompt_style]
+    if name not in PROMPTS:
+        raise OptionError(f"unknown {{prompt}} {literal(name)}; known prompts: {', '.join(PROMPTS)}")
+    template = PROMPTS[name]
+    if template.style == "chat" and not getattr(model.tokenizer, "chat_template", None):
+        raise OptionError(f"{{prompt}} {name} needs a chat template but {model.name} has none; use a few-shot "
+                          f"prompt ({', '.join(n for n, p in PROMPTS.items() if p.style == 'few-shot')})")
+    return template
+
+
+def prompt_ids(model: "LoadedModel", template: PromptTemplate, example: QAExample) -> list[int]:
+    """Token ids of the prompt for `example`.
+
+    Chat templates carry their own special tokens, so the text is encoded without adding any. Few-shot
+    text gets the BOS token when the family needs it (Gemma degenerates without one).
+    """
+    tokenizer = model.tokenizer
+    ids = tokenizer(template.text(example, tokenizer), add_special_tokens=False)["input_ids"]
+    if template.style == "few-shot" and model.family.needs_bos and tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id] + ids
+    return ids

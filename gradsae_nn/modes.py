@@ -1,0 +1,43 @@
+"""The named modes of the method, as `Literal` types: one definition each, used by the configuration (and so
+the command line's choices) and by the library's checks (`check_mode`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from .errors import OptionError, literal
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+SpliceMode = Literal["lossless", "reconstruct"]
+"""lossless: model outputs unchanged, gradients reach the latents; reconstruct: the model runs on the SAE's
+reconstruction (the authors' code)."""
+Target = Literal["answer-logprob", "answer-prob", "first-token-prob"]
+"""The target T whose gradient scores latents (see `core.targets`)."""
+EditImpl = Literal["auto", "sliced", "full"]
+"""sliced: only the edited latents' rows (ReLU/JumpReLU); full: whole encode/decode; auto: sliced where exact."""
+Scoring = Literal["trace", "x-grad"]
+"""How ∂T/∂h is obtained: splice the SAE into the trace, or save x and ∂T/∂x and score here (the remote path)."""
+Method = Literal["gradsae", "baseline"]
+"""How latents are ranked: GradSAE's influence score, or the baseline's mean activation."""
+Which = Literal["top", "bottom"]
+Positions = Literal["all", "last"]
+"""Where an edit applies: every prompt and generated token, or only the last prompt token (prompt pass)."""
+ValueSource = Literal["mean-activation", "last-activation", "score"]
+PartnerPool = Literal["correct", "any"]
+Population = Literal["correct", "answered"]
+
+METHODS: tuple[Method, ...] = get_args(Method)
+WHICH: tuple[Which, ...] = get_args(Which)
+
+
+def choices(mode: Any) -> tuple[str, ...]:
+    """The values of a `Literal` mode type."""
+    return get_args(mode)
+
+
+def check_mode(value: Any, mode: Any, name: str) -> Any:
+    """`value` if it is one of `mode`'s values; else an `OptionError` naming option `name` and the choices."""
+    allowed = choices(mode)
+    if value not in allowed:
+        raise OptionError(f"unknown {{{name}}} {literal(value)}; use one of {', '.join(allowed)}")
+    return value

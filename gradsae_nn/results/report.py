@@ -1,0 +1,252 @@
+"""Tables, confidence intervals and plots for the perturbation and steering experiments.
+
+Layout follows the paper's Table 1: rows Baseline/GradSAE × TopK↓/BottomK↑, columns "w/o task" then each
+K, for EM and F1. Cells are means in percent with a 95% percentile-bootstrap interval over examples (seeded,
+so a resumed run's table equals an uninterrupted run's). The paper's numbers are printed beside ours as a
+labelled reference: they are Gemma 2 9B IT with Gemma Scope, not these models.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core.selection import UNEDITED, Setting
+from .records import atomic_write_text
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+ROW_LABELS = {("baseline", "top"): "Baseline TopK↓", ("baseline", "bottom"): "Baseline BottomK↑",
+              ("gradsae", "top"): "GradSAE TopK↓", ("gradsae", "bottom"): "GradSAE BottomK↑"}
+ROW_ORDER = (("baseline", "top"), ("baseline", "bottom"), ("gradsae", "top"), ("gradsae", "bottom"))
+PAPER_KS = ("1", "10", "20", "30", "50%")
+
+# Shu, Wu et al. (EMNLP 2025), Gemma 2 9B IT, Gemma Scope layer 9; None = not given as a number.
+PAPER = {
+    "perturb": {
+        "model": "Gemma 2 9B IT, layer 9 (paper, Table 1 top)",
+        ("gradsae", "top"): {"em": (80.45, 51.21, 39.48, 37.80, 30.58), "f1": (82.67, 60.46, 50.51, 49.37, 43.33)},
+        ("baseline", "top"): {"em": (94.79, 91.81, 85.47, 75.42, 53.42), "f1": (97.04, 94.46, 88.49, 79.62, 58.46)},
+        ("gradsae", "bottom"): {"text": "98–100"},
+        ("baseline", "bottom"): {"text": "98–100"},
+    },
+    "steer": {
+        "model": "Gemma 2 9B IT, layer 9 (paper, Table 1 bottom)",
+        ("gradsae", "top"): {"f1": (6.43, 10.21, 6.63, 4.88, 4.58)},
+        ("baseline", "top"): {"f1": (5.77, 6.69, 3.32, 1.62, 0.55)},
+        ("gradsae", "bottom"): {"text": "0"},
+        ("baseline", "bottom"): {"text": "0"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean of a per-example metric in percent, its 95% bootstrap interval, and the number of examples."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def text(self, ci: bool = True) -> str:
+        if self.n == 0:
+            return "—"
+        return f"{self.mean:.2f} [{self.low:.1f}, {self.high:.1f}]" if ci else f"{self.mean:.2f}"
+
+
+def bootstrap_cell(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Cell:
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
+        return Cell(float("nan"), float("nan"), float("nan"), 0)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Cell(float(data.mean()), float(low), float(high), int(data.size))
+
+
+def summarize(records: Sequence[dict], ks: Sequence[str], unedited_key: str = UNEDITED) -> dict:
+    """`{"none": {"em": Cell, "f1": Cell}, "gradsae/top/10": {..., "truncated": n, "mean_k": x}, ...}`."""
+    out: dict = {}
+    keys = [unedited_key] + [Setting(m, w, k).key for m, w in ROW_ORDER for k in ks]
+    for key in keys:
+        present = [r for r in records if key in r["outputs"]]
+        entry: dict = {metric: bootstrap_cell([100.0 * r["outputs"][key][metric] for r in present])
+                       for metric in ("em", "f1")}
+        if key != unedited_key:
+            # steering records hold {"own": ..., "injected": ...}: K is about the example's own selection
+            selections = [r["selections"][key].get("own", r["selections"][key]) for r in present]
+            entry["truncated"] = sum(s["truncated"] for s in selections)
+            entry["mean_k"] = float(np.mean([len(s["latents"]) for s in selections])) if selections else 0.0
+        out[key] = entry
+    return out
+
+
+def summary_json(summary: dict) -> dict:
+    return {key: {name: asdict(v) if isinstance(v, Cell) else v for name, v in entry.items()}
+            for key, entry in summary.items()}
+
+
+def table_rows(summary: dict, ks: Sequence[str], metric: str, ci: bool = True,
+               unedited_key: str = UNEDITED) -> list[list[str]]:
+    """Rows `[label, w/o task, K...]` of one metric, in the paper's row order."""
+    unedited = summary[unedited_key][metric].text(ci)
+    return [[ROW_LABELS[(m, w)], unedited] + [summary[Setting(m, w, k).key][metric].text(ci) for k in ks]
+            for m, w in ROW_ORDER]
+
+
+def paper_rows(experiment: str, metric: str, ks: Sequence[str]) -> list[list[str]]:
+    """The paper's rows for `metric` in our K columns; "—" where the paper gives no number (or no such K)."""
+    ref = PAPER[experiment]
+    rows = []
+    for m, w in ROW_ORDER:
+        entry = ref[(m, w)]
+        values = entry.get(metric)
+        cells = []
+        for k in ks:
+            if k not in PAPER_KS:
+                cells.append("—")
+            elif values:
+                cells.append(f"{values[PAPER_KS.index(k)]:.2f}")
+            else:
+                cells.append(entry.get("text", "—"))
+        rows.append([f"{ROW_LABELS[(m, w)]} (paper)", "100" if experiment == "perturb" else "—", *cells])
+    return rows
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(title: str, experiment: str, summary: dict, ks: Sequence[str], n_examples: int,
+                    notes: Sequence[str] = ()) -> str:
+    header = ["", "w/o task", *[f"K={k}" for k in ks]]
+    parts = [f"## {title}\n", f"n = {n_examples} examples; cells: mean % [95% bootstrap CI].\n"]
+    parts += [f"{note}\n" for note in notes]
+    for metric in ("em", "f1"):
+        parts.append(f"\n**{metric.upper()}**\n\n")
+        parts.append(markdown_table(header, table_rows(summary, ks, metric)))
+        if experiment in PAPER:
+            paper_header = ["reference: " + PAPER[experiment]["model"], "w/o task", *[f"K={k}" for k in ks]]
+            parts.append("\n" + markdown_table(paper_header, paper_rows(experiment, metric, ks)))
+    return "".join(parts)
+
+
+def render_csv(summary: dict, ks: Sequence[str], unedited_key: str = UNEDITED) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["method", "which", "k", "metric", "mean", "ci_low", "ci_high", "n", "truncated", "mean_k"])
+    for metric in ("em", "f1"):
+        cell = summary[unedited_key][metric]
+        writer.writerow(["none", "", "", metric, f"{cell.mean:.4f}", f"{cell.low:.4f}", f"{cell.high:.4f}", cell.n, "", ""])
+        for m, w in ROW_ORDER:
+            for k in ks:
+                entry = summary[Setting(m, w, k).key]
+                cell = entry[metric]
+                writer.writerow([m, w, k, metric, f"{cell.mean:.4f}", f"{cell.low:.4f}", f"{cell.high:.4f}", cell.n,
+                                 entry["truncated"], f"{entry['mean_k']:.2f}"])
+    return buffer.getvalue()
+
+
+def rich_tables(title: str, summary: dict, ks: Sequence[str], experiment: str) -> list:
+    from rich.table import Table
+
+    tables = []
+    for metric in ("em", "f1"):
+        table = Table(title=f"{title} — {metric.upper()} (mean % [95% CI])")
+        for column in ["", "w/o task", *[f"K={k}" for k in ks]]:
+            table.add_column(column, justify="right")
+        for row in table_rows(summary, ks, metric):
+            table.add_row(*row)
+        if experiment in PAPER:
+            for row in paper_rows(experiment, metric, ks):
+                table.add_row(*[f"[dim]{c}[/dim]" for c in row])
+        tables.append(table)
+    return tables
+
+
+def plot(summary: dict, ks: Sequence[str], path: Path, title: str, unedited_key: str = UNEDITED) -> None:
+    """EM and F1 vs K: GradSAE vs baseline, TopK (solid) vs BottomK (dashed), 95% CI bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    x = np.arange(len(ks))
+    colors = {"gradsae": "tab:red", "baseline": "tab:blue"}
+    for ax, metric in zip(axes, ("em", "f1")):
+        for m, w in ROW_ORDER:
+            cells = [summary[Setting(m, w, k).key][metric] for k in ks]
+            mean = [c.mean for c in cells]
+            ax.plot(x, mean, marker="o" if w == "top" else "s", color=colors[m], linestyle="-" if w == "top" else "--",
+                    label=ROW_LABELS[(m, w)])
+            ax.fill_between(x, [c.low for c in cells], [c.high for c in cells], color=colors[m], alpha=0.12)
+        unedited = summary[unedited_key][metric]
+        ax.axhline(unedited.mean, color="gray", linewidth=1, linestyle=":", label="w/o task")
+        ax.set_xticks(x, [f"K={k}" for k in ks])
+        ax.set_title(metric.upper())
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("% (mean, 95% bootstrap CI)")
+    axes[1].legend(loc="lower left", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+
+
+def write_outputs(out_dir: Path, title: str, experiment: str, summary: dict, ks: Sequence[str], n_examples: int,
+                  extra: dict, notes: Sequence[str] = ()) -> None:
+    """summary.json, table.md, table.csv and plot.png under `out_dir`, each written atomically."""
+    from .records import atomic_write_json
+
+    atomic_write_json(out_dir / "summary.json", {"n_examples": n_examples, **extra, "settings": summary_json(summary)})
+    atomic_write_text(out_dir / "table.md", render_markdown(title, experiment, summary, ks, n_examples, notes))
+    atomic_write_text(out_dir / "table.csv", render_csv(summary, ks))
+    if n_examples:
+        plot(summary, ks, out_dir / "plot.png", f"{title} (n = {n_examples})")
+
+
+def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records: Sequence[dict], ks: Sequence[str],
+            stats: dict, notes: Sequence[str] = ()) -> dict:
+    """Summarise `records`, write every output file, close the manifest and print the tables; returns the summary."""
+    from rich.console import Console
+
+    summary = summarize(records, ks)
+    write_outputs(out_dir, title, experiment, summary, ks, len(records), stats, notes)
+    manifest.finish(n_examples=len(records), **stats)
+    console = Console()
+    for table in rich_tables(title, summary, ks, experiment):
+        console.print(table)
+    for note in notes:
+        console.print(note)
+    console.print(f"results in {out_dir}")
+    return summary
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str] = ()) -> None:
+    """A table (right-aligned columns) and notes on the console."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in header:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for note in notes:
+        console.print(note)

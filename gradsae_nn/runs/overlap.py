@@ -1,0 +1,139 @@
+"""Selection statistics (paper Table 3): how many latents fire, and how much the selected sets overlap.
+
+- cross overlap: for one example, GradSAE's TopK (BottomK) vs the baseline's, at the same K;
+- inner overlap: for one method, the TopK (BottomK) sets of two questions that share a context, over every
+  such pair.
+
+overlap(A, B) = |A ∩ B| / min(|A|, |B|): with K = 50%, two questions' sets can differ in size (each is half
+of its own active count), and this is 1 when the smaller set lies inside the larger one.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from statistics import fmean
+import hashlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+from ..config import StatsConfig
+from ..core.selection import Setting
+from ..modes import METHODS, WHICH
+from ..remote import run_summary
+from ..results.records import atomic_write_json, atomic_write_text
+from ..results.report import markdown_table, print_table
+from .jobs import run_resumable, score_items, select_all, selection_record
+from .outputs import open_run
+from .pipeline import Item, Prepared, prepare
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+
+def overlap(a: Sequence[int], b: Sequence[int]) -> float:
+    if not a or not b:
+        return float("nan")
+    return len(set(a) & set(b)) / min(len(a), len(b))
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    clean = [v for v in values if v == v]
+    return 100.0 * fmean(clean) if clean else None
+
+
+def selection_stats(records: Sequence[dict], k: str) -> dict:
+    """Table 3 numbers from per-example records holding `selections` (setting key → {"latents": [...]})
+    and `context_id`, `n_active_last`; overlaps in percent, None where there is nothing to compare."""
+    out: dict = {
+        "n_examples": len(records),
+        "mean_active_last": fmean(r["n_active_last"] for r in records) if records else None,
+        "mean_k": {m: fmean(len(r["selections"][Setting(m, "top", k).key]["latents"]) for r in records) if records
+                   else None for m in METHODS},
+        "mean_positive": {m: fmean(r["n_positive"][m] for r in records) if records else None for m in METHODS},
+    }
+    for which in WHICH:
+        out[f"cross_{which}"] = _mean([overlap(r["selections"][Setting("gradsae", which, k).key]["latents"],
+                                               r["selections"][Setting("baseline", which, k).key]["latents"])
+                                       for r in records])
+    by_context: dict[str, list[dict]] = {}
+    for record in records:
+        by_context.setdefault(record["context_id"], []).append(record)
+    pairs = [pair for group in by_context.values() for pair in combinations(group, 2)]
+    out["n_pairs"] = len(pairs)
+    out["n_contexts_with_pairs"] = sum(len(g) > 1 for g in by_context.values())
+    for method in METHODS:
+        for which in WHICH:
+            key = Setting(method, which, k).key
+            out[f"inner_{which}_{method}"] = _mean([overlap(a["selections"][key]["latents"],
+                                                            b["selections"][key]["latents"]) for a, b in pairs])
+    return out
+
+
+PAPER_STATS = {"mean_active_last": 103.41, "mean_k": 51.46, "cross_top": 18.06, "cross_bottom": 0.33,
+               "inner_top_baseline": 89.91, "inner_top_gradsae": 50.46, "inner_bottom_baseline": 92.17,
+               "inner_bottom_gradsae": 0.15}
+
+
+def stats_rows(stats: dict) -> list[list[str]]:
+    """`[quantity, ours, paper]` rows for the Table 3 layout."""
+    def fmt(value: float | None, pct: bool = True) -> str:
+        return "—" if value is None else (f"{value:.2f}%" if pct else f"{value:.2f}")
+
+    paper = PAPER_STATS
+    return [
+        ["non-zero latents at the last prompt token (mean)", fmt(stats["mean_active_last"], False),
+         f"{paper['mean_active_last']:.2f}"],
+        ["K = 50% (mean size, GradSAE TopK)", fmt(stats["mean_k"]["gradsae"], False), f"{paper['mean_k']:.2f}"],
+        ["cross overlap TopK (GradSAE vs baseline)", fmt(stats["cross_top"]), f"{paper['cross_top']:.2f}%"],
+        ["cross overlap BottomK (GradSAE vs baseline)", fmt(stats["cross_bottom"]), f"{paper['cross_bottom']:.2f}%"],
+        ["inner overlap TopK, baseline", fmt(stats["inner_top_baseline"]), f"{paper['inner_top_baseline']:.2f}%"],
+        ["inner overlap TopK, GradSAE", fmt(stats["inner_top_gradsae"]), f"{paper['inner_top_gradsae']:.2f}%"],
+        ["inner overlap BottomK, baseline", fmt(stats["inner_bottom_baseline"]), f"{paper['inner_bottom_baseline']:.2f}%"],
+        ["inner overlap BottomK, GradSAE", fmt(stats["inner_bottom_gradsae"]), f"{paper['inner_bottom_gradsae']:.2f}%"],
+    ]
+
+
+def run_stats(prepared: Prepared, config: StatsConfig, out_dir: Path) -> list[dict]:
+    """Per-example selection records for the Table 3 statistics (scoring only, no generation); resumes."""
+    (k,) = config.ks
+    if config.population == "correct":
+        items = prepared.correct
+    else:
+        items = [it for it in prepared.answered.values() if it.answer_ids]
+
+    def process(chunk: list[Item]) -> Iterator[list[dict]]:
+        scores = score_items(prepared, chunk, config)
+        yield [{"id": item.id, "context_id": hashlib.sha1(item.example.context.encode()).hexdigest()[:12],
+                "n_active_last": scores[item.id].n_active_last, "scored_tokens": scores[item.id].n_tokens,
+                "n_positive": {m: int((scores[item.id].by_method(m) > 0).sum()) for m in METHODS},
+                "selections": {key: selection_record(sel) for key, sel in select_all(scores[item.id], [k]).items()}}
+               for item in chunk]
+
+    done = run_resumable(out_dir / "examples.jsonl", items, config.batch_size, f"scoring (L{prepared.layer})", process)
+    return [done[it.id] for it in items]
+
+
+def stats(config: StatsConfig, model: "LoadedModel | None" = None) -> dict:
+    """The selection statistics end to end: scores of the population, then table.md, summary.json and the
+    manifest in the run's folder (resuming what it holds); returns the statistics."""
+    started = time.perf_counter()
+    prepared = prepare(config, model)
+    out_dir, manifest = open_run(config, "stats", prepared)
+    records = run_stats(prepared, config, out_dir)
+    (k,) = config.ks
+    numbers = selection_stats(records, k)
+    rows = stats_rows(numbers)
+    title = (f"Selection statistics — {config.model.model}, layer {prepared.layer}, SAE {prepared.sae_spec}, "
+             f"K = {k}")
+    note = (f"{numbers['n_examples']} examples ({config.population}; {prepared.n_answered} answered), "
+            f"{numbers['n_pairs']} same-context pairs over {numbers['n_contexts_with_pairs']} contexts. "
+            f"Overlap = |A∩B| / min(|A|, |B|). Paper: Gemma 2 9B IT, layer 9.")
+    header = ["", "ours", "paper (Table 3)"]
+    atomic_write_text(out_dir / "table.md", f"## {title}\n\n{note}\n\n" + markdown_table(header, rows))
+    extra = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
+             **run_summary(prepared.model)}
+    atomic_write_json(out_dir / "summary.json", {**numbers, **extra})
+    manifest.finish(**extra)
+    print_table(title, header, rows, [note, f"results in {out_dir}"])
+    return numbers

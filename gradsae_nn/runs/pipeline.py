@@ -1,0 +1,111 @@
+"""What every experiment does first: load data, model and SAE, and find the correct set.
+
+The correct set is the examples the unedited model answers correctly. It comes from the answer step's
+cache (`results/answer/<model>-<prompt>/predictions.jsonl`), which is extended only as far as needed:
+questions are answered in the seeded sample order until `n_correct` correct ones are found or `limit`
+questions have been answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import ExperimentConfig
+from ..core.sae import SparseAutoencoder, load_sae, resolve_sae_spec, sae_layer_for
+from ..core.targets import answer_token_ids
+from ..data.prompts import PromptTemplate, get_template, prompt_ids
+from ..data.squad import QAExample, load_squad, select_examples, to_examples
+from ..errors import OptionError
+from .answers import AnswerKey, answer_key, default_answer_dir, is_correct, open_model, run_answers
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+ANSWER_CHUNK = 64  # questions answered between two looks at the correct count
+
+
+@dataclass(frozen=True)
+class Item:
+    """One answered question, ready to score and edit: the question, the answer step's record, and token ids."""
+
+    example: QAExample
+    record: dict
+    prompt_ids: tuple[int, ...]
+    answer_ids: tuple[int, ...]
+
+    @property
+    def id(self) -> str:
+        return self.example.id
+
+
+@dataclass
+class Prepared:
+    """Everything an experiment needs before it edits anything.
+
+    correct: the correct set, in sample order (at most `n_correct`).
+    answered: every answered question (correct or not) by id: the pool steering partners come from.
+    n_answered: how many questions of the sample were answered to find `correct`.
+    """
+
+    model: "LoadedModel"
+    template: PromptTemplate
+    sae: SparseAutoencoder
+    sae_spec: str
+    layer: int
+    correct: list[Item]
+    answered: dict[str, Item]
+    n_answered: int
+    answer_key: AnswerKey
+    answer_dir: Path
+    extra: dict = field(default_factory=dict)
+
+
+def make_item(model: "LoadedModel", template: PromptTemplate, example: QAExample, record: dict) -> Item:
+    return Item(example, record, tuple(prompt_ids(model, template, example)),
+                answer_token_ids(record["completion_ids"], model.tokenizer))
+
+
+def find_correct(model: "LoadedModel", template: PromptTemplate, examples: list[QAExample], answer_dir: Path,
+                 key: AnswerKey, n_correct: int | None, batch_size: int, correct_f1: float | None
+                 ) -> tuple[list[dict], list[dict]]:
+    """(correct records up to `n_correct`, all answered records), answering `examples` in order as needed."""
+    end = 0
+    records: list[dict] = []
+    while end < len(examples):
+        end = min(len(examples), end + ANSWER_CHUNK) if n_correct is not None else len(examples)
+        records, _ = run_answers(model, template, examples[:end], answer_dir, key, batch_size=batch_size,
+                                 correct_f1=correct_f1)
+        if n_correct is not None and sum(is_correct(r, correct_f1) for r in records) >= n_correct:
+            break
+    correct = [r for r in records if is_correct(r, correct_f1)][:n_correct]
+    if not correct:
+        raise OptionError(f"no correctly answered examples in the first {len(records)} questions; raise {{limit}} "
+                          f"(or check {{model}}/{{prompt}})")
+    return correct, records
+
+
+def prepare(config: ExperimentConfig, model: "LoadedModel | None" = None) -> Prepared:
+    """Data, model (unless given), SAE and correct set of an experiment's config."""
+    data = config.data
+    examples = select_examples(to_examples(load_squad(data.data)), data.limit, data.seed)
+    spec = resolve_sae_spec(config.model.model, config.method.layer, config.method.sae)
+    model = model or open_model(config)
+    sae = load_sae(spec, model, config.method.layer)
+    layer = sae_layer_for(spec, config.method.layer, sae)
+    template = get_template(data.prompt, model)
+    answer_dir = default_answer_dir(config.model.model, template.name)
+    key = answer_key(config, template)
+    by_id = {ex.id: ex for ex in examples}
+    correct, records = find_correct(model, template, examples, answer_dir, key, config.n_correct or None,
+                                    config.batch_size, data.correct_f1)
+    answered = {r["id"]: make_item(model, template, by_id[r["id"]], r) for r in records}
+    # an answer whose first token is a line break has no answer tokens to score; such rows are counted, not used
+    usable = [answered[r["id"]] for r in correct if answered[r["id"]].answer_ids]
+    if not usable:
+        raise OptionError(f"none of the {len(correct)} correctly answered examples has answer tokens before the "
+                          f"first line break; raise {{limit}}")
+    return Prepared(model=model, template=template, sae=sae, sae_spec=spec, layer=layer, correct=usable,
+                    answered=answered, n_answered=len(records), answer_key=key, answer_dir=answer_dir,
+                    extra={"correct_without_answer_tokens": len(correct) - len(usable)})

@@ -1,0 +1,1 @@
+"""Training SAEs for the embedded models (SAELens) and measuring their quality."""

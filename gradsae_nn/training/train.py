@@ -1,0 +1,222 @@
+"""Train SAEs for the embedded models with SAELens' `SAETrainer`, fed by our own activation iterator.
+
+Activations are collected with an nnsight trace stopped right after the deepest requested layer (several
+layers in one pass), stored in fp16, and exclude position 0: the first token is an attention sink whose
+residual norm (~22,000 on SmolLM2 vs ~175 elsewhere) would dominate the loss and inflate explained
+variance. Inputs are scaled to an expected norm of sqrt(d_in) during training
+(`normalize_activations="expected_average_only_in"`); SAELens folds that scale into the weights at the
+end, so the shipped SAE takes raw residuals and has no run-time normalisation (and stays sliceable).
+
+`center=True` (`--center`) instead trains on `(x − μ)·s`, with μ the activations' mean and `s` making the
+mean squared norm d_in, then folds both into the weights (`b_dec += μ`). Needed for residual streams with
+massive, nearly constant dimensions (gemma-3-270m): uncentred, the SAE must rebuild that offset with its
+latents (a run here: L0 1719 of 5120, EV 0.54, 39% dead), because Adam moves a zero-initialised `b_dec`
+by about `lr` per step.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import torch
+
+from ..errors import OptionError, UsageError
+from ..modes import check_mode
+from .config import Architecture
+from ..results.progress import make_progress
+
+if TYPE_CHECKING:
+    from ..core.sae import SparseAutoencoder
+    from ..models import LoadedModel
+
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained SAE (recorded next to its weights)."""
+
+    model: str
+    layer: int
+    width: int
+    architecture: str
+    tokens: int
+    corpus: str
+    corpus_sha256: str
+    context_size: int = 128
+    batch_size: int = 4096
+    lr: float = 4e-4
+    l1_coefficient: float = 5.0
+    jumprelu_sparsity_coefficient: float = 5.0
+    # JumpReLU only: None → DeepMind's step L0 penalty; a number → Gemma Scope 2's quadratic penalty around it
+    target_l0: float | None = None
+    # JumpReLU only: Anthropic's pre-activation loss on latents that have not fired for a tenth of training
+    # (pushes them back over their threshold); None = off
+    pre_act_loss: float | None = None
+    seed: int = 0
+    center: bool = False
+
+
+_TEXT_SUFFIXES = (".json", ".jsonl", ".gz", ".txt")
+
+
+def check_corpus(corpus: str) -> None:
+    """Refuse a corpus that looks like a file path but is not a file (a hub dataset name is left to `datasets`)."""
+    path = Path(corpus).expanduser()
+    looks_like_path = corpus.startswith(("/", ".", "~")) or path.suffix in _TEXT_SUFFIXES
+    if not path.is_file() and (looks_like_path or "/" not in corpus):
+        raise UsageError(f"corpus {corpus!r} not found; pass a .jsonl(.gz)/.txt file or a Hugging Face dataset name")
+
+
+def corpus_texts(corpus: str) -> Iterator[str]:
+    """Paragraphs of a corpus: a `.jsonl[.gz]` of `{"context": ...}` or `{"text": ...}` lines, a `.txt` file
+    (one paragraph per line), or a Hugging Face dataset name with a `text` column (online)."""
+    path = Path(corpus).expanduser()
+    if path.is_file():
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                if ".jsonl" in path.name:
+                    record = json.loads(line)
+                    text = record.get("context") or record.get("text")
+                    if text is None:
+                        raise UsageError(f"{path}: JSONL lines need a 'context' or 'text' field")
+                    yield text
+                else:
+                    yield line.rstrip("\n")
+        return
+    check_corpus(corpus)
+    from datasets import load_dataset
+
+    for row in load_dataset(corpus, split="train", streaming=True):
+        yield row["text"]
+
+
+def token_windows(model: "LoadedModel", texts: Iterator[str], context_size: int) -> Iterator[list[int]]:
+    """Token windows of at most `context_size`, each starting with BOS where the family uses one."""
+    tokenizer = model.tokenizer
+    bos = [tokenizer.bos_token_id] if model.family.needs_bos and tokenizer.bos_token_id is not None else []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        step = context_size - len(bos)
+        for start in range(0, len(ids), step):
+            window = bos + ids[start:start + step]
+            if len(window) > len(bos) + 1:
+                yield window
+
+
+def collect_activations(model: "LoadedModel", layers: list[int], texts: Iterator[str], n_tokens: int,
+                        context_size: int = 128, batch_size: int = 16) -> dict[int, torch.Tensor]:
+    """Residual activations `[n_tokens, d_model]` (fp16) per layer, position 0 of every window excluded."""
+    from ..core.generation import pad_id
+    from ..core.targets import ScoringInput, build_batch  # the same left-padded layout and position ids
+
+    store = {layer: torch.empty(n_tokens, model.d_model, dtype=torch.float16) for layer in layers}
+    filled = 0
+    windows = token_windows(model, texts, context_size)
+    with make_progress() as progress:
+        task = progress.add_task(f"activations L{','.join(map(str, layers))}", total=n_tokens)
+        while filled < n_tokens:
+            chunk = [w for _, w in zip(range(batch_size), windows)]
+            if not chunk:
+                raise OptionError(f"the corpus ran out after {filled} tokens; ask for fewer {{tokens}}")
+            batch = build_batch([ScoringInput(tuple(w[:-1]), tuple(w[-1:])) for w in chunk], pad_id(model))
+            keep = batch.attention_mask.bool()
+            keep[torch.arange(len(chunk)), batch.prompt_start] = False      # position 0 of each window
+            saved = {}
+            with torch.no_grad(), model.lm.trace(batch.model_inputs(model.device)) as tracer:
+                for layer in sorted(layers):
+                    saved[layer] = model.layer(layer).output.save()
+                tracer.stop()                                               # skip the layers above the deepest
+            n = min(int(keep.sum()), n_tokens - filled)
+            for layer in layers:
+                store[layer][filled:filled + n] = saved[layer][keep][:n].to(torch.float16).cpu()
+            filled += n
+            progress.update(task, completed=filled)
+    return store
+
+
+def activation_batches(acts: torch.Tensor, batch_size: int, seed: int, mean: torch.Tensor | None = None,
+                       scale: float = 1.0) -> Iterator[torch.Tensor]:
+    """Endless fp32 batches `[batch_size, d]` from `acts` (centred and scaled when `mean` is given),
+    reshuffled every epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(acts.shape[0], generator=generator)
+        for start in range(0, acts.shape[0] - batch_size + 1, batch_size):
+            batch = acts[order[start:start + batch_size]].float()
+            yield batch if mean is None else (batch - mean) * scale
+
+
+def train_sae(acts: torch.Tensor, cfg: TrainConfig, hook_name: str) -> "SparseAutoencoder":
+    """Train an SAE on `acts` `[n, d_in]` with SAELens and return it as an inference SAE (weights folded)."""
+    from sae_lens import SAE
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+    from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    check_mode(cfg.architecture, Architecture, "architecture")
+    torch.manual_seed(cfg.seed)
+    metadata = SAEMetadata(model_name=cfg.model, hook_name=hook_name, context_size=cfg.context_size)
+    mean, scale = centering(acts) if cfg.center else (None, 1.0)
+    common = dict(d_in=acts.shape[1], d_sae=cfg.width, metadata=metadata,
+                  normalize_activations="none" if cfg.center else "expected_average_only_in")
+    if cfg.architecture == "standard":
+        sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=cfg.l1_coefficient,
+                                                            l1_warm_up_steps=_warmup(cfg), **common))
+    else:
+        sparsity = (dict(jumprelu_sparsity_loss_mode="quadratic", target_l0=cfg.target_l0)
+                    if cfg.target_l0 is not None else {})
+        sparsity["pre_act_loss_coefficient"] = cfg.pre_act_loss
+        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(l0_coefficient=cfg.jumprelu_sparsity_coefficient,
+                                                            l0_warm_up_steps=_warmup(cfg), **sparsity, **common))
+    trainer_cfg = SAETrainerConfig(total_training_samples=cfg.tokens, train_batch_size_samples=cfg.batch_size,
+                                   lr=cfg.lr, lr_end=cfg.lr / 10, lr_warm_up_steps=max(1, _warmup(cfg) // 2),
+                                   lr_decay_steps=max(1, cfg.tokens // cfg.batch_size // 5),
+                                   n_batches_for_norm_estimate=min(100, acts.shape[0] // cfg.batch_size),
+                                   dead_feature_window=max(1, min(1000, cfg.tokens // cfg.batch_size // 10)),
+                                   device="cpu")
+    batches = activation_batches(acts, cfg.batch_size, cfg.seed, mean, scale)
+    trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches)
+    trained = trainer.fit()
+    with tempfile.TemporaryDirectory() as tmp:  # SAELens' own training → inference conversion
+        trained.save_inference_model(tmp)
+        inference = SAE.load_from_disk(tmp)
+    if mean is not None:
+        fold_centering(inference, mean, scale)
+    return inference.requires_grad_(False)
+
+
+def centering(acts: torch.Tensor, sample: int = 200_000) -> tuple[torch.Tensor, float]:
+    """(μ `[d_in]`, s): the mean of `acts` and the scale that gives `(x − μ)·s` a mean squared norm of d_in."""
+    rows = acts[torch.randperm(acts.shape[0], generator=torch.Generator().manual_seed(0))[:sample]].float()
+    mean = rows.mean(0)
+    scale = (acts.shape[1] / (rows - mean).pow(2).sum(-1).mean()).sqrt()
+    return mean, float(scale)
+
+
+def fold_centering(sae: "SparseAutoencoder", mean: torch.Tensor, scale: float) -> None:
+    """Make an SAE trained on `(x − μ)·s` take raw `x`: it encodes `(x − b_dec) W_enc` and decodes
+    `h W_dec + b_dec`, so W_enc ← s·W_enc, W_dec ← W_dec / s, b_dec ← b_dec / s + μ (b_enc and thresholds stay)."""
+    if not sae.cfg.apply_b_dec_to_input:
+        raise ValueError("fold_centering needs an SAE that subtracts b_dec from its input")
+    with torch.no_grad():
+        sae.W_enc.mul_(scale)
+        sae.W_dec.div_(scale)
+        sae.b_dec.copy_(sae.b_dec / scale + mean.to(sae.b_dec.dtype))
+
+
+def _warmup(cfg: TrainConfig) -> int:
+    return max(1, cfg.tokens // cfg.batch_size // 20)
+
+
+def config_record(cfg: TrainConfig) -> dict:
+    return asdict(cfg)
