@@ -63,6 +63,7 @@ def test_splice_inside_a_users_own_trace_gives_the_same_scores(lens):
     assert rel <= network_rtol(lens.model.config, passes=2)
 
 
+@pytest.mark.filterwarnings("ignore:.*was never reached")  # the open iter[:] loop ends at the stop, by design
 def test_edit_inside_a_users_own_generate_gives_the_same_answer(lens):
     prompt = lens.qa(CONTEXT, "In which city is the Eiffel Tower?")
     zero = lens.score(prompt).top_latents(50)

@@ -285,7 +285,7 @@ def test_batched_edits_equal_single(smollm, sae, layer, examples):
 
 def test_topk_sae_refuses_sliced_edit(smollm, resid_std):
     topk = make_sae("topk", d_in=576, layer=LAYER, resid_std=resid_std)
-    with pytest.raises(UsageError, match="use --edit-impl full"):
+    with pytest.raises(UsageError, match="use edit_impl full"):
         resolve_edit_impl(topk, "sliced", "lossless")
     assert resolve_edit_impl(topk, "auto", "lossless") == "full"
     with pytest.raises(UsageError, match="sliced edit needs a ReLU or JumpReLU"):
@@ -296,7 +296,7 @@ def test_pairing_checks(smollm, resid_std):
     wrong_width = make_sae("standard", d_in=640, layer=LAYER)
     with pytest.raises(UsageError, match="d_in 640 but smollm2-135m-it has d_model 576"):
         check_pairing(wrong_width, smollm, LAYER)
-    with pytest.raises(UsageError, match="trained on layer 6 .* but --layer is 9"):
+    with pytest.raises(UsageError, match="trained on layer 6 .* but layer is 9"):
         check_pairing(make_sae("standard", d_in=576, layer=LAYER), smollm, 9)
     with pytest.raises(UsageError, match="out of range"):
         check_pairing(make_sae("standard", d_in=576, layer=LAYER), smollm, 31)
