@@ -242,7 +242,7 @@ def test_edited_generate_equals_plain_hooks(smollm, sae, layer, examples, positi
 
 def test_shared_lower_layers_give_the_same_tokens(smollm, sae, layer, examples, monkeypatch):
     """One prompt in every row (a perturbation batch): layers ≤ L run once, and the tokens are the same."""
-    from gradsae_nn import editing
+    from gradsae_nn.core import editing
 
     ex = examples[2]
     edits = [LatentEdit(), *_strong_edits(smollm, sae, layer, ex)]
