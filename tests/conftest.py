@@ -54,6 +54,18 @@ def save_tiny_llama(path):
     return path
 
 
+def save_tiny_sae(model, path, layer: int = 1):
+    """Save a random SAELens SAE (256 latents, ~20% active) fitted to the residual scale of `model` (a loaded
+    tiny Llama) at `layer`, at `path`; returns `path`."""
+    import torch
+
+    ids = model.tokenizer("Question: what is the capital of France?\nAnswer: Paris", return_tensors="pt")
+    with torch.no_grad(), model.lm.trace(dict(ids)):
+        x = model.layer(layer).output.save()
+    make_sae("standard", d_in=64, d_sae=256, layer=layer, resid_std=float(x[0, 1:].std()), active=0.2).save_model(path)
+    return path
+
+
 def make_sae(architecture: str, d_in: int, d_sae: int = 2048, layer: int = 6, seed: int = 0, active: float = 0.05,
              resid_std: float = 1.0):
     """A random SAELens SAE whose latents fire on roughly `active` of inputs whose coordinates have

@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import make_sae, save_tiny_llama
+from conftest import save_tiny_llama, save_tiny_sae
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,12 +31,7 @@ def tiny_dirs(tmp_path_factory):
 
     model_dir = save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
     model = load_model(str(model_dir), device="cpu")
-    ids = model.tokenizer("Question: what is the capital of France?\nAnswer: Paris", return_tensors="pt")
-    with torch.no_grad(), model.lm.trace(dict(ids)):
-        x = model.layer(1).output.save()
-    sae_dir = tmp_path_factory.mktemp("tiny-sae")
-    make_sae("standard", d_in=64, d_sae=256, layer=1, resid_std=float(x[0, 1:].std()), active=0.2).save_model(sae_dir)
-    return model_dir, sae_dir
+    return model_dir, save_tiny_sae(model, tmp_path_factory.mktemp("tiny-sae"))
 
 
 def table_rows(markdown: str) -> dict[str, list[str]]:

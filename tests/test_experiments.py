@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import make_sae, save_tiny_llama
+from conftest import save_tiny_llama, save_tiny_sae
 from gradsae_nn.cli import run
 from gradsae_nn.core.editing import edited_generate
 from gradsae_nn.data.metrics import qa_score
@@ -49,13 +48,7 @@ def tiny(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def tiny_sae_dir(tiny, tmp_path_factory):
-    ids = tiny.tokenizer("Question: what is the capital of France?\nAnswer: Paris", return_tensors="pt")
-    with torch.no_grad(), tiny.lm.trace(dict(ids)):
-        x = tiny.layer(TINY_LAYER).output.save()
-    sae = make_sae("standard", d_in=64, d_sae=256, layer=TINY_LAYER, resid_std=float(x[0, 1:].std()), active=0.2)
-    path = tmp_path_factory.mktemp("tiny-sae")
-    sae.save_model(path)
-    return path
+    return save_tiny_sae(tiny, tmp_path_factory.mktemp("tiny-sae"), TINY_LAYER)
 
 
 @pytest.fixture()

@@ -22,6 +22,9 @@ class RunConfig:
     data: DataConfig = part(DataConfig)
     batch_size: int = option(8, "prompts per batch (left-padded; results do not depend on it)")
     out: str | None = option(None, "output folder", default_text="under results/, named after the run")
+    answers: str | None = option(None, "answer cache folder: predictions of the unedited model, shared by every run "
+                                       "with the same model, prompt, data, dtype and max new tokens",
+                                 default_text="results/answer/<model>-<prompt>[-<option>_<value>...]")
 
     def __post_init__(self) -> None:
         positive(self.batch_size, "batch_size")

@@ -1,6 +1,7 @@
 """`manifest.json`: what produced a results folder (versions, model and SAE with hashes, options, git commit, times).
 
-Written when a run starts (`ended` null) and again when it ends, atomically. Only the options the script
+Written when a run starts (`start()`: after every check passed, so a refused run writes nothing; it also takes
+the folder's lock and writes `run_config.json`) with `ended` null, and again when it ends, atomically. Only the options the script
 parsed are recorded, and no environment variables: the NDIF API key, read from the environment, never
 appears here.
 """
@@ -15,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .records import atomic_write_json, file_sha256
+from .records import FolderLock, atomic_write_json, check_run_config, file_sha256
 
 PACKAGES = ("gradsae_nn", "torch", "nnsight", "transformers", "sae-lens", "datasets", "numpy")
 SECRET_NAMES = ("api_key", "ndif_api_key", "token")
@@ -73,20 +74,34 @@ def clean_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 class Manifest:
-    """Start → `manifest.json` with `ended: null`; `finish()` → the same file with the end time and results."""
+    """`start()` → lock, `run_config.json` and `manifest.json` with `ended: null`; `finish()` → the same file with
+    the end time and results. Nothing is written before `start()`."""
 
     def __init__(self, out_dir: Path, script: str, options: dict[str, Any], model: str, sae: str | None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, run_config: dict[str, Any] | None = None) -> None:
         self.path = out_dir / "manifest.json"
+        self.run_config = run_config
+        self.lock = FolderLock(out_dir)
         self.data: dict[str, Any] = {
             "script": script, "argv": [a for a in sys.argv[1:]], "options": clean_options(options),
             "model": model_identity(model), "sae": sae_identity(sae) if sae else None,
             "packages": package_versions(), "python": platform.python_version(), "platform": platform.platform(),
-            "git": git_commit(), "started": now(), "ended": None, **(extra or {}),
+            "git": git_commit(), "started": None, "ended": None, **(extra or {}),
         }
+
+    def start(self) -> "Manifest":
+        """Take the folder (refusing one another process is writing), record its configuration, and begin."""
+        self.lock.acquire(wait=False)
+        if self.run_config is not None:
+            check_run_config(self.path.parent, self.run_config)
+        self.data["started"] = now()
         atomic_write_json(self.path, self.data)
+        return self
 
     def finish(self, **results: Any) -> None:
+        if self.data["started"] is None:
+            self.start()
         self.data.update(results)
         self.data["ended"] = now()
         atomic_write_json(self.path, self.data)
+        self.lock.release()

@@ -6,6 +6,7 @@ writer truncates it before appending, so finished records are never lost or dupl
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -89,10 +90,11 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def check_run_config(out_dir: Path, config: dict) -> None:
+def check_run_config(out_dir: Path, config: dict, write: bool = True, option: str = "out") -> None:
     """Refuse to mix results of different configurations in one output folder.
 
-    The first run writes `run_config.json`; a later run (a resume) must pass an identical config.
+    The first run writes `run_config.json` (unless `write` is False: a check before anything is written); a
+    later run (a resume) must pass an identical config. `option` names the folder's option in the error.
     """
     path = out_dir / "run_config.json"
     if path.exists():
@@ -100,9 +102,69 @@ def check_run_config(out_dir: Path, config: dict) -> None:
         changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
         if changed:
             raise OptionError(f"{literal(str(out_dir))[1:-1]} holds results of a different configuration (differs in: "
-                              f"{', '.join(changed)}); use another {{out}} or delete that folder")
+                              f"{', '.join(changed)}); use another {{{option}}} or delete that folder")
         return
-    atomic_write_json(path, config)
+    if write:
+        atomic_write_json(path, config)
+
+
+_HELD: dict[Path, int] = {}  # folders this process holds, by resolved path → lock file descriptor
+
+
+class FolderLock:
+    """An exclusive `flock` on `folder/.lock`, so that one process at a time appends to a results folder.
+
+    `acquire(wait=False)` refuses a folder another process holds with one line (`OptionError`, naming its pid);
+    `acquire(wait=True)` waits for it (a shared cache). The kernel releases the lock when the process ends, however
+    it ends, so a crash never leaves a folder locked. Within one process the lock is held once and shared: a
+    notebook that reruns an interrupted run (whose lock the abandoned call still holds) takes it over.
+    """
+
+    def __init__(self, folder: Path, option: str = "out") -> None:
+        self.folder, self.option = folder, option
+        self._key = folder.expanduser().absolute()
+
+    def acquire(self, wait: bool = False) -> "FolderLock":
+        if self._key in _HELD:
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OptionError(f"{literal(str(self.folder))[1:-1]} is in use by another run (pid {holder}); wait for "
+                              f"it to finish or pass another {{{self.option}}}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _HELD[self._key] = fd
+        return self
+
+    def release(self) -> None:
+        fd = _HELD.pop(self._key, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the flock
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire(wait=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """Refuse, before any work, a results folder that names a file or cannot be created or written."""
+    folder = Path(folder).expanduser()
+    shown = literal(str(folder))[1:-1]
+    if folder.exists() and not folder.is_dir():
+        raise OptionError(f"{{{option}}} {shown} is a file, not a folder; pass a folder path")
+    existing = next(p for p in [folder, *folder.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise OptionError(f"{{{option}}} {shown} lies under the file {existing}; pass a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OptionError(f"{{{option}}} {shown} cannot be written ({existing} is read-only); pass {{{option}}} a "
+                          f"writable folder")
 
 
 def file_sha256(path: str | Path) -> str:

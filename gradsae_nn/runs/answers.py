@@ -6,14 +6,13 @@ correctly) instead of generating again.
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ..config import AnswerRunConfig, RunConfig
+from ..config import AnswerRunConfig, RunConfig, result_defaults, result_options
 from ..core.generation import extract_answer, greedy_generate
 from ..data.metrics import qa_score
 from ..data.prompts import PromptTemplate, get_template, prompt_ids
@@ -21,13 +20,19 @@ from ..data.squad import QAExample, load_squad, select_examples, source_fingerpr
 from ..models import load_model
 from ..remote import RemoteOptions, run_summary
 from ..results.progress import make_progress
-from ..results.records import JsonlAppender, atomic_write_json, check_run_config, read_jsonl
+from ..results.records import (FolderLock, JsonlAppender, atomic_write_json, check_run_config, check_writable,
+                               read_jsonl)
 from ..results.report import print_table
+from .naming import RESULTS_ROOT, folder
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
 
 PREDICTIONS_FILE = "predictions.jsonl"
+# The options a prediction depends on besides model and prompt (the folder is named from their non-default
+# values). Not the seed or limit: they choose which questions are answered, not what an answer is, so every
+# sample of one configuration shares one cache.
+ANSWER_OPTIONS = ("data", "max_new_tokens", "dtype")
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,6 @@ class AnswerKey:
     max_new_tokens: int
     data: str
     data_sha256: str
-    seed: int
     dtype: str
 
 
@@ -56,9 +60,15 @@ class AnswerSummary:
     examples_per_s: float
 
 
-def default_answer_dir(model_name: str, prompt_name: str, root: Path = Path("results")) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name.strip("/"))
-    return root / "answer" / f"{safe}-{prompt_name}"
+def answer_dir(config: RunConfig, template: PromptTemplate) -> Path:
+    """The answer cache of `config`: `answers` if given, else `results/answer/<model>-<prompt>[-<option>_<value>...]`
+    with the non-default `ANSWER_OPTIONS` in the name (`naming.folder`)."""
+    if config.answers is not None:
+        return Path(config.answers).expanduser()
+    defaults = result_defaults(RunConfig)
+    changed = {name: value for name, value in result_options(config).items()
+               if name in ANSWER_OPTIONS and value != defaults[name]}
+    return folder("answer", f"{config.model.model}-{template.name}", changed)
 
 
 def is_correct(record: dict, correct_f1: float | None = None) -> bool:
@@ -89,18 +99,23 @@ def run_answers(model: "LoadedModel", template: PromptTemplate, examples: list[Q
                 key: AnswerKey, batch_size: int = 8,
                 correct_f1: float | None = None) -> tuple[list[dict], AnswerSummary]:
     """Predictions for `examples` (in their order), generating only those not already in `out_dir`."""
-    check_run_config(out_dir, asdict(key))
+    check_run_config(out_dir, asdict(key), write=False, option="answers")
     path = out_dir / PREDICTIONS_FILE
     done = {r["id"]: r for r in read_jsonl(path)}
     pending = [ex for ex in examples if ex.id not in done]
     start = time.perf_counter()
     if pending:
-        with JsonlAppender(path) as sink, make_progress() as progress:
-            task = progress.add_task(f"answering ({model.name})", total=len(pending))
-            for records in _answer_batches(model, template, pending, batch_size, key.max_new_tokens):
-                sink.write(records)
-                done.update((r["id"], r) for r in records)
-                progress.advance(task, len(records))
+        # Runs of any sample share this cache: one appends at a time (others wait), then re-reads what it holds.
+        with FolderLock(out_dir, "answers"):
+            check_run_config(out_dir, asdict(key), option="answers")
+            done = {r["id"]: r for r in read_jsonl(path)}
+            pending = [ex for ex in examples if ex.id not in done]
+            with JsonlAppender(path) as sink, make_progress() as progress:
+                task = progress.add_task(f"answering ({model.name})", total=len(pending))
+                for records in _answer_batches(model, template, pending, batch_size, key.max_new_tokens):
+                    sink.write(records)
+                    done.update((r["id"], r) for r in records)
+                    progress.advance(task, len(records))
     seconds = time.perf_counter() - start
     records = [done[ex.id] for ex in examples]
     summary = AnswerSummary(
@@ -130,20 +145,21 @@ def answer_key(config: RunConfig, template: PromptTemplate) -> AnswerKey:
     """What the answer step's predictions depend on, for the cache."""
     data = config.data
     return AnswerKey(model=config.model.model, prompt=template.name, max_new_tokens=data.max_new_tokens,
-                     data=data.data, data_sha256=source_fingerprint(data.data), seed=data.seed,
-                     dtype=config.model.dtype)
+                     data=data.data, data_sha256=source_fingerprint(data.data), dtype=config.model.dtype)
 
 
 def answer(config: AnswerRunConfig) -> AnswerSummary:
     """The answer step end to end: predictions for the config's questions (resuming the cache), `summary.json`
     beside them, and a one-row table on the console."""
     data = config.data
+    check_writable(Path(config.out or config.answers or RESULTS_ROOT), "out" if config.out or not config.answers
+                   else "answers")
     examples = select_examples(to_examples(load_squad(data.data)), data.limit, data.seed)
     started = time.perf_counter()
     model = open_model(config)
     load_seconds = time.perf_counter() - started
     template = get_template(data.prompt, model)
-    out_dir = Path(config.out) if config.out else default_answer_dir(config.model.model, template.name)
+    out_dir = Path(config.out).expanduser() if config.out else answer_dir(config, template)
     key = answer_key(config, template)
     _, summary = run_answers(model, template, examples, out_dir, key, batch_size=config.batch_size,
                              correct_f1=data.correct_f1)

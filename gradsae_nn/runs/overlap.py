@@ -120,6 +120,7 @@ def stats(config: StatsConfig, model: "LoadedModel | None" = None) -> dict:
     started = time.perf_counter()
     prepared = prepare(config, model)
     out_dir, manifest = open_run(config, "stats", prepared)
+    manifest.start()
     records = run_stats(prepared, config, out_dir)
     (k,) = config.ks
     numbers = selection_stats(records, k)

@@ -79,6 +79,7 @@ def perturb(config: PerturbConfig, model: "LoadedModel | None" = None) -> dict:
     started = time.perf_counter()
     prepared = prepare(config, model)
     out_dir, manifest = open_run(config, "perturb", prepared)
+    manifest.start()
     t0 = time.perf_counter()
     records = run_perturbation(prepared, config, out_dir)
     seconds = time.perf_counter() - t0

@@ -1,9 +1,8 @@
 """What every experiment does first: load data, model and SAE, and find the correct set.
 
 The correct set is the examples the unedited model answers correctly. It comes from the answer step's
-cache (`results/answer/<model>-<prompt>/predictions.jsonl`), which is extended only as far as needed:
-questions are answered in the seeded sample order until `n_correct` correct ones are found or `limit`
-questions have been answered.
+cache (`answers.answer_dir`), which is extended only as far as needed: questions are answered in the seeded
+sample order until `n_correct` correct ones are found or `limit` questions have been answered.
 """
 
 from __future__ import annotations
@@ -18,7 +17,9 @@ from ..core.targets import answer_token_ids
 from ..data.prompts import PromptTemplate, get_template, prompt_ids
 from ..data.squad import QAExample, load_squad, select_examples, to_examples
 from ..errors import OptionError
-from .answers import AnswerKey, answer_key, default_answer_dir, is_correct, open_model, run_answers
+from ..results.records import check_writable
+from .answers import AnswerKey, answer_dir, answer_key, is_correct, open_model, run_answers
+from .naming import RESULTS_ROOT
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -89,16 +90,18 @@ def find_correct(model: "LoadedModel", template: PromptTemplate, examples: list[
 def prepare(config: ExperimentConfig, model: "LoadedModel | None" = None) -> Prepared:
     """Data, model (unless given), SAE and correct set of an experiment's config."""
     data = config.data
+    check_writable(Path(config.answers) if config.answers else RESULTS_ROOT, "answers")
+    check_writable(Path(config.out) if config.out else RESULTS_ROOT, "out")
     examples = select_examples(to_examples(load_squad(data.data)), data.limit, data.seed)
     spec = resolve_sae_spec(config.model.model, config.method.layer, config.method.sae)
     model = model or open_model(config)
     sae = load_sae(spec, model, config.method.layer)
     layer = sae_layer_for(spec, config.method.layer, sae)
     template = get_template(data.prompt, model)
-    answer_dir = default_answer_dir(config.model.model, template.name)
+    cache = answer_dir(config, template)
     key = answer_key(config, template)
     by_id = {ex.id: ex for ex in examples}
-    correct, records = find_correct(model, template, examples, answer_dir, key, config.n_correct or None,
+    correct, records = find_correct(model, template, examples, cache, key, config.n_correct or None,
                                     config.batch_size, data.correct_f1)
     answered = {r["id"]: make_item(model, template, by_id[r["id"]], r) for r in records}
     # an answer whose first token is a line break has no answer tokens to score; such rows are counted, not used
@@ -107,5 +110,5 @@ def prepare(config: ExperimentConfig, model: "LoadedModel | None" = None) -> Pre
         raise OptionError(f"none of the {len(correct)} correctly answered examples has answer tokens before the "
                           f"first line break; raise {{limit}}")
     return Prepared(model=model, template=template, sae=sae, sae_spec=spec, layer=layer, correct=usable,
-                    answered=answered, n_answered=len(records), answer_key=key, answer_dir=answer_dir,
+                    answered=answered, n_answered=len(records), answer_key=key, answer_dir=cache,
                     extra={"correct_without_answer_tokens": len(correct) - len(usable)})

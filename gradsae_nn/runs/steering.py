@@ -94,12 +94,24 @@ def steering_record(item: Item, partner: Item, selections: dict, outputs: dict) 
             "outputs": {UNEDITED: {"prediction": item.record["prediction"], "em": em, "f1": f1}, **outputs}}
 
 
-def run_steering(prepared: Prepared, config: SteerConfig, out_dir: Path) -> tuple[list[dict], int]:
-    """(records of every correct example that has a partner, number without a partner); resumes from `out_dir`."""
-    steering, ks = config.steering, config.ks
+def steerable_items(prepared: Prepared, config: SteerConfig) -> tuple[list[Item], dict[str, str | None]]:
+    """(the correct examples that have a partner, each correct example's partner id or None); refuses a run in
+    which none has one, before anything is written."""
+    steering = config.steering
     partner_of = choose_partners(prepared.correct, prepared.answered, steering.partner_seed, steering.partners,
                                  config.data.correct_f1)
     steerable = [it for it in prepared.correct if partner_of[it.id] is not None]
+    if not steerable:
+        fix = "raise {n_correct}/{limit}" + (" or use {partners} any" if steering.partners == "correct" else "")
+        raise OptionError(f"none of the {len(prepared.correct)} correct examples has another "
+                          f"{'correct ' if steering.partners == 'correct' else ''}question on its context; {fix}")
+    return steerable, partner_of
+
+
+def run_steering(prepared: Prepared, config: SteerConfig, out_dir: Path) -> tuple[list[dict], int]:
+    """(records of every correct example that has a partner, number without a partner); resumes from `out_dir`."""
+    steering, ks = config.steering, config.ks
+    steerable, partner_of = steerable_items(prepared, config)
 
     def process(chunk: list[Item]) -> Iterator[list[dict]]:
         partners = {it.id: prepared.answered[partner_of[it.id]] for it in chunk}
@@ -125,11 +137,9 @@ def steer(config: SteerConfig, model: "LoadedModel | None" = None) -> dict:
     prepared = prepare(config, model)
     out_dir, manifest = open_run(config, "steer", prepared)
     steering = config.steering
+    steerable_items(prepared, config)  # refuses before anything is written
+    manifest.start()
     records, n_alone = run_steering(prepared, config, out_dir)
-    if not records:
-        raise OptionError(f"none of the {len(prepared.correct)} correct examples has another "
-                          f"{'correct ' if steering.partners == 'correct' else ''}question on its context; raise "
-                          f"{{n_correct}}/{{limit}} or use {{partners}} any")
     title = (f"Local steering — {config.model.model}, layer {prepared.layer}, SAE {prepared.sae_spec}, values "
              f"{steering.value_source}, positions {steering.positions}")
     notes = [f"{len(records)} correct examples with a partner ({n_alone} without one, left out), from "

@@ -2,7 +2,8 @@
 
 Each layer's run is exactly the perturbation of `SweepConfig.perturbation(layer)` (`experiments/perturb.py
 --layer L --k K`: the same folder, so either resumes the other); the collated table goes to
-`results/layer_sweep/<model>[-k_<K>]/table.md` with `summary.json`.
+`results/layer_sweep/<model>[-<option>_<value>...]/table.md` with `summary.json` (`naming.folder`: every
+non-default result option in the name, so sweeps of different configurations never overwrite each other).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..config import SweepConfig
+from ..config import SweepConfig, changed_result_options
 from ..core.sae import shipped_sae_names
 from ..core.selection import UNEDITED, Setting
 from ..errors import OptionError
 from ..remote import run_summary
 from ..results.records import atomic_write_json, atomic_write_text
 from ..results.report import ROW_LABELS, ROW_ORDER, markdown_table, print_table, summarize, summary_json, write_outputs
+from .naming import folder
 from .outputs import open_run
 from .perturbation import run_perturbation
 from .pipeline import open_model, prepare
@@ -32,6 +34,11 @@ def sweep_layers(config: SweepConfig) -> list[int]:
     return layers
 
 
+def sweep_folder(config: SweepConfig) -> Path:
+    """`results/layer_sweep/<model>[-<option>_<value>...]`: every non-default result option in the name."""
+    return folder("layer_sweep", config.model.model, changed_result_options(config))
+
+
 def layer_sweep(config: SweepConfig) -> dict:
     """Every layer's perturbation (resuming each), then the collated table; returns the summary by layer."""
     layers = sweep_layers(config)
@@ -44,6 +51,7 @@ def layer_sweep(config: SweepConfig) -> dict:
         run = config.perturbation(layer)
         prepared = prepare(run, model)
         out_dir, manifest = open_run(run, "perturb", prepared)
+        manifest.start()
         records = run_perturbation(prepared, run, out_dir)
         summary = summarize(records, ks)
         write_outputs(out_dir, f"Perturbation — {config.model.model}, layer {layer}, SAE {prepared.sae_spec}",
@@ -55,8 +63,7 @@ def layer_sweep(config: SweepConfig) -> dict:
             rows[metric].append([depth, summary[UNEDITED][metric].text()]
                                 + [summary[Setting(m, w, k).key][metric].text() for m, w in ROW_ORDER for k in ks])
     header = ["layer", "w/o task"] + [f"{ROW_LABELS[(m, w)]} K={k}" for m, w in ROW_ORDER for k in ks]
-    suffix = "" if ks == ["50%"] else "-k_" + ",".join(ks)
-    sweep_dir = Path("results") / "layer_sweep" / f"{config.model.model}{suffix}"
+    sweep_dir = sweep_folder(config)
     title = f"Layer sweep — {config.model.model}, K = {', '.join(ks)}"
     text = f"## {title}\n\nn = {per_layer[layers[0]]['n_examples']} correct examples per layer; mean % [95% CI].\n"
     for metric in rows:

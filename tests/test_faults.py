@@ -1,0 +1,145 @@
+"""Fault injection: the scripts run as subprocesses on tiny inputs (a random 2-layer Llama with SmolLM2's
+tokenizer, a random SAE) in situations a user or a second process creates, asserting the exit code, one line
+naming the problem and a fix that works, no traceback, and no partial or refused-run file left behind.
+
+Every case is a row of `CASES`; the cases that already held are kept so they stay held.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import save_tiny_llama, save_tiny_sae
+from gradsae_nn.results.records import FolderLock
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_LAYER = 1
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    from gradsae_nn.models import load_model
+
+    model_dir = save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    tiny = load_model(str(model_dir), device="cpu")
+    return model_dir, save_tiny_sae(tiny, tmp_path_factory.mktemp("tiny-sae"), TINY_LAYER)
+
+
+def script(name, *args, cwd, timeout=600):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def small(tiny_dirs, *extra):
+    model_dir, sae_dir = tiny_dirs
+    return ["--model", model_dir, "--sae", sae_dir, "--limit", "12", "--n-correct", "2", "--correct-f1", "0",
+            "--max-new-tokens", "3", "--k", "1", "--device", "cpu", *extra]
+
+
+def one_line_error(proc, code, *needles):
+    """Exit `code`, stderr one line holding every needle, no traceback."""
+    assert proc.returncode == code, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_the_answer_cache_serves_every_seed(tiny_dirs, tmp_path):
+    """Issue 19.1: a non-default --seed after a default run (same working directory) is not refused; both runs
+    share one cache, keyed by what changes a prediction (not the seed)."""
+    first = script("perturb", *small(tiny_dirs, "--out", tmp_path / "a"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = script("perturb", *small(tiny_dirs, "--seed", "1", "--out", tmp_path / "b"), cwd=tmp_path)
+    assert other.returncode == 0, other.stderr[-2000:]
+    (cache,) = (tmp_path / "results" / "answer").iterdir()
+    ids = [json.loads(line)["id"] for line in (cache / "predictions.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)) > 2          # both samples' questions, each once
+    shorter = script("perturb", *small(tiny_dirs, "--max-new-tokens", "2", "--out", tmp_path / "c"), cwd=tmp_path)
+    assert shorter.returncode == 0, shorter.stderr[-2000:]
+    assert cache.name.endswith("-max_new_tokens_3")   # a non-default option names the cache
+    assert sorted(p.name for p in (tmp_path / "results" / "answer").iterdir()) == sorted(
+        [cache.name, cache.name.replace("max_new_tokens_3", "max_new_tokens_2")])
+
+
+def test_answers_option_moves_the_cache(tiny_dirs, tmp_path):
+    proc = script("perturb", *small(tiny_dirs, "--out", tmp_path / "run", "--answers", tmp_path / "cache"),
+                  cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "cache" / "predictions.jsonl").is_file() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("flag", ["--out", "--answers"])
+def test_a_file_where_a_folder_goes(tiny_dirs, tmp_path, flag):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    other = "--answers" if flag == "--out" else "--out"
+    proc = script("perturb", *small(tiny_dirs, flag, target, other, tmp_path / "x"), cwd=tmp_path)
+    one_line_error(proc, 2, flag, "is a file")
+    assert target.read_text() == "not a folder" and not (tmp_path / "x").exists()
+
+
+def test_a_second_process_on_the_same_out_is_refused(tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    lock = FolderLock(out).acquire()           # this test process plays the first run
+    try:
+        proc = script("perturb", *small(tiny_dirs, "--out", out), cwd=tmp_path)
+        one_line_error(proc, 2, "in use by another run", f"pid {os.getpid()}", "--out")
+        assert not (out / "examples.jsonl").exists() and not (out / "run_config.json").exists()
+    finally:
+        lock.release()
+    assert script("perturb", *small(tiny_dirs, "--out", out), cwd=tmp_path).returncode == 0  # then it runs
+
+
+def test_a_refused_steering_run_writes_nothing_and_its_fix_works(tiny_dirs, tmp_path):
+    """Issue 19.6: the refusal comes before run_config.json, so the suggested fix runs on the same --out."""
+    out = tmp_path / "steer"
+    args = small(tiny_dirs, "--out", out)
+    args[args.index("--limit") + 1] = "1"                # one question: nobody to pair with
+    proc = script("steer", *args, cwd=tmp_path)
+    message = one_line_error(proc, 2, "raise --n-correct/--limit", "--partners any")
+    assert not out.exists(), sorted(p.name for p in out.iterdir())
+    args[args.index("--limit") + 1] = "12"               # the suggested fix, on the same --out
+    fixed = script("steer", *args, cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert (out / "run_config.json").is_file() and message
+
+
+def test_sweep_folders_differ_by_every_result_option():
+    """Issue 19.3: the sweep's collated table is named like every other run folder."""
+    from gradsae_nn.config import MethodConfig, SweepConfig
+    from gradsae_nn.runs.sweep import sweep_folder
+
+    default = sweep_folder(SweepConfig(layers=(15,)))
+    assert default == Path("results/layer_sweep/smollm2-135m-it")
+    names = {sweep_folder(SweepConfig(layers=(15,), method=MethodConfig(splice="reconstruct"))),
+             sweep_folder(SweepConfig(layers=(15,), k=("10",))), default}
+    assert len(names) == 3
+
+
+def test_read_only_results_folder_is_refused_before_work(tmp_path, monkeypatch):
+    """A results folder that cannot be written: one line naming the option (checked before the model loads).
+    Root may write into a mode-0555 folder, so as root the kernel's answer for that folder is emulated."""
+    from gradsae_nn.errors import OptionError
+    from gradsae_nn.results.records import check_writable
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.getuid() == 0:
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder and mode & os.W_OK
+                            else real(p, mode))
+    try:
+        with pytest.raises(OptionError) as exc:
+            check_writable(folder / "results", "answers")
+        assert "--answers" in exc.value.for_cli() and "read-only" in exc.value.for_cli()
+        check_writable(tmp_path / "fresh" / "results", "answers")      # a folder still to be made is fine
+    finally:
+        folder.chmod(0o755)
