@@ -143,3 +143,17 @@ def test_read_only_results_folder_is_refused_before_work(tmp_path, monkeypatch):
         check_writable(tmp_path / "fresh" / "results", "answers")      # a folder still to be made is fine
     finally:
         folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("name, args, needles", [
+    ("perturb", ["--model", "foo"], ["unknown model 'foo'"]),                          # was "no default SAE"
+    ("perturb", ["--correct-f1", "1.5"], ["--correct-f1", "[0, 1]"]),                   # was "raise --limit"
+    ("perturb", ["--remote", "--ndif-host", "not-a-url"], ["--ndif-host", "not a URL"]),  # was exit 3
+    ("perturb", ["--gen-batch-size", "0"], ["--gen-batch-size must be a positive"]),     # was after answering
+    ("answer", ["--max-new-tokens", "0"], ["--max-new-tokens must be a positive"]),      # was a traceback
+])
+def test_bad_options_are_named_before_any_work(tmp_path, name, args, needles):
+    """Issue 19.7 and 19.4: the problem named is the real one, in one line, exit 2, nothing written."""
+    proc = script(name, *args, "--out", tmp_path / "o", cwd=tmp_path, timeout=120)
+    one_line_error(proc, 2, *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ from ..data.prompts import PROMPTS
 from ..data.squad import HUB_DATASET, PACKAGED_DEV
 from ..errors import OptionError, literal
 from ..models import DEFAULT_MODEL, known_model_names
+from ..models.registry import check_model_name
 from ..modes import Dtype, EditImpl, Scoring, SpliceMode, Target, check_mode
 from .options import option, positive
 
@@ -23,6 +24,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_mode(self.dtype, Dtype, "dtype")
+        check_model_name(self.model)  # before the SAE is resolved: an unknown model is named as such
 
 
 @dataclass(frozen=True)

@@ -88,21 +88,29 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
-def resolve_source(name: str) -> tuple[str, str | None]:
-    """(path or repo id to load, prompt style if the registry fixes it)."""
+def check_model_name(name: str) -> str:
+    """What `name` is — "embedded", "directory" or "hub" — or one line saying it is none of them (no loading)."""
     if name in EMBEDDED_MODELS:
-        spec = EMBEDDED_MODELS[name]
-        return str(ensure_converted(spec)), spec.prompt_style
+        return "embedded"
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise OptionError(f"{literal(str(path))[1:-1]} is a directory but has no config.json; point {{model}} at a "
                               f"Hugging Face model directory")
-        return str(path), None
+        return "directory"
     if _HUB_ID.match(name) and not path.exists():
-        return name, None
+        return "hub"
     raise UsageError(f"unknown model {name!r}: use one of {', '.join(known_model_names())}, "
                      f"a Hugging Face repo id (org/name) or a local model directory")
+
+
+def resolve_source(name: str) -> tuple[str, str | None]:
+    """(path or repo id to load, prompt style if the registry fixes it)."""
+    kind = check_model_name(name)
+    if kind == "embedded":
+        spec = EMBEDDED_MODELS[name]
+        return str(ensure_converted(spec)), spec.prompt_style
+    return (str(Path(name).expanduser()) if kind == "directory" else name), None
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "float32",
