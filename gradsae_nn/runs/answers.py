@@ -96,18 +96,19 @@ def _answer_batches(model: "LoadedModel", template: PromptTemplate, examples: li
 
 
 def run_answers(model: "LoadedModel", template: PromptTemplate, examples: list[QAExample], out_dir: Path,
-                key: AnswerKey, batch_size: int = 8,
-                correct_f1: float | None = None) -> tuple[list[dict], AnswerSummary]:
-    """Predictions for `examples` (in their order), generating only those not already in `out_dir`."""
-    check_run_config(out_dir, asdict(key), write=False, option="answers")
+                key: AnswerKey, batch_size: int = 8, correct_f1: float | None = None,
+                option: str = "answers") -> tuple[list[dict], AnswerSummary]:
+    """Predictions for `examples` (in their order), generating only those not already in `out_dir` (named by
+    the option `option` in refusals)."""
+    check_run_config(out_dir, asdict(key), write=False, option=option)
     path = out_dir / PREDICTIONS_FILE
     done = {r["id"]: r for r in read_jsonl(path)}
     pending = [ex for ex in examples if ex.id not in done]
     start = time.perf_counter()
     if pending:
         # Runs of any sample share this cache: one appends at a time (others wait), then re-reads what it holds.
-        with FolderLock(out_dir, "answers"):
-            check_run_config(out_dir, asdict(key), option="answers")
+        with FolderLock(out_dir, option):
+            check_run_config(out_dir, asdict(key), option=option)
             done = {r["id"]: r for r in read_jsonl(path)}
             pending = [ex for ex in examples if ex.id not in done]
             with JsonlAppender(path) as sink, make_progress() as progress:
@@ -152,8 +153,8 @@ def answer(config: AnswerRunConfig) -> AnswerSummary:
     """The answer step end to end: predictions for the config's questions (resuming the cache), `summary.json`
     beside them, and a one-row table on the console."""
     data = config.data
-    check_writable(Path(config.out or config.answers or RESULTS_ROOT), "out" if config.out or not config.answers
-                   else "answers")
+    option = "answers" if config.answers and not config.out else "out"  # the option that names the cache here
+    check_writable(Path(config.out or config.answers or RESULTS_ROOT), option)
     examples = select_examples(to_examples(load_squad(data.data)), data.limit, data.seed)
     started = time.perf_counter()
     model = open_model(config)
@@ -162,7 +163,7 @@ def answer(config: AnswerRunConfig) -> AnswerSummary:
     out_dir = Path(config.out).expanduser() if config.out else answer_dir(config, template)
     key = answer_key(config, template)
     _, summary = run_answers(model, template, examples, out_dir, key, batch_size=config.batch_size,
-                             correct_f1=data.correct_f1)
+                             correct_f1=data.correct_f1, option=option)
     atomic_write_json(out_dir / "summary.json", {"config": asdict(key), **asdict(summary),
                                                  "model_load_s": round(load_seconds, 2), **run_summary(model)})
     print_table(f"SQuAD v1.1 — {config.model.model}, prompt {template.name}",
