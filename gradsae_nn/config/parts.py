@@ -39,8 +39,17 @@ class RemoteConfig:
                                                 "https://api.ndif.us")
     verbose: bool = option(False, "remote: every request's payload size and status, and the server's traceback on "
                                   "error", flags=("-v", "--verbose"))
+    ndif_timeout: float = option(30.0, "remote: seconds a server may take to accept the connection or answer one "
+                                       "request before it counts as a transient failure (a running job may take "
+                                       "longer)", metavar="SECONDS")
+    ndif_retries: int = option(4, "remote: retries of a transient failure (backoff 1, 2, 4, ... s) before giving up "
+                                  "with exit 3")
 
     def __post_init__(self) -> None:
+        if not self.ndif_timeout > 0:
+            raise OptionError(f"{{ndif_timeout}} must be a positive number of seconds, got {literal(self.ndif_timeout)}")
+        if self.ndif_retries < 0:
+            raise OptionError(f"{{ndif_retries}} must be 0 or more, got {literal(self.ndif_retries)}")
         if self.ndif_host is not None and not self.remote:
             raise OptionError("{ndif_host} needs {remote} (or drop it to run locally)")
         if self.ndif_host is not None and not self.ndif_host.startswith(("http://", "https://")):

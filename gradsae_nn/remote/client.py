@@ -11,69 +11,26 @@ edits the edited latents' encoder/decoder rows. The SAE object never does: scori
 the layer and scores client-side; edits use `splice.EditApplier` in sliced mode, which holds no SAE.
 
 The API key comes only from the environment (`NDIF_API_KEY`, read by nnsight); nothing here stores it.
-Failures become one-line `RemoteFailure`s: a refused connection or unknown host fails at once; transient
-ones (connection reset, timeouts, HTTP 429/5xx) are retried with exponential backoff; a server-side
-exception keeps the server's traceback in `detail` (printed with `-v`).
+Failures become one-line `RemoteFailure`s (`failures.classify`): a refused connection or unknown host fails
+at once; transient ones (connection reset, timeouts, HTTP 429/5xx) are retried with exponential backoff; a
+server's reply or traceback is kept in `detail` (printed with `-v`). Every wait on the server is bounded by
+`RemoteOptions.timeout_s` (`failures.network_timeouts`).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from ..errors import OptionError, RemoteFailure, literal
+from .failures import classify, network_timeouts
+from .options import API_KEY_ENV, RemoteOptions
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
 
 T = TypeVar("T")
-
-RETRYABLE_STATUS = (408, 425, 429, 500, 502, 503, 504)
-API_KEY_ENV = "NDIF_API_KEY"
-
-
-@dataclass
-class RemoteStats:
-    """Requests sent so far and their payload sizes (the serialized, compressed request body, in bytes)."""
-
-    requests: int = 0
-    payload_bytes: list[int] = field(default_factory=list)
-    retries: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        sizes = self.payload_bytes
-        return {"requests": self.requests, "retries": self.retries, "seconds": round(self.seconds, 1),
-                "payload_bytes_total": sum(sizes), "payload_bytes_max": max(sizes, default=0)}
-
-
-@dataclass(frozen=True)
-class RemoteOptions:
-    """Where and how to run traces remotely.
-
-    host: NDIF API URL; None = nnsight's configured host (`NDIF_HOST`, its config file, or https://api.ndif.us).
-    blocking: True = wait on nnsight's websocket; False = submit, then poll (`blocking=False`) while a
-        progress line shows the job's status; None = blocking for short requests (scoring), polling for
-        long ones (generation).
-    retries: attempts after the first for transient failures, with backoff `backoff_s · 2^i`.
-    verbose: nnsight's per-request lines (payload and result bytes, every status); server tracebacks.
-    """
-
-    host: str | None = None
-    blocking: bool | None = None
-    retries: int = 4
-    backoff_s: float = 1.0
-    verbose: bool = False
-    stats: RemoteStats = field(default_factory=RemoteStats, compare=False)
-
-    @property
-    def resolved_host(self) -> str:
-        from nnsight import CONFIG
-
-        return (self.host or CONFIG.API.HOST).rstrip("/")
 
 
 def run_summary(model: "LoadedModel") -> dict[str, Any]:
@@ -148,7 +105,8 @@ def run_traces(model: "LoadedModel", kernel: Callable[..., Any], calls: Sequence
     blocking = options.blocking if options.blocking is not None else not long
     started = time.monotonic()
     try:
-        return retrying(lambda: _session(model, kernel, calls, blocking, label), options)
+        with network_timeouts(options.timeout_s):
+            return retrying(lambda: _session(model, kernel, calls, blocking, label), options)
     finally:
         options.stats.seconds += time.monotonic() - started
 
@@ -214,54 +172,3 @@ def wait(backend: Any, label: str, options: RemoteOptions, max_unknown_s: float 
             delay = min(delay * 1.5, 1.0)
 
 
-def classify(exc: BaseException, options: RemoteOptions) -> RemoteFailure | None:
-    """The `RemoteFailure` for an exception raised by a remote request, or None if it is not a remote failure.
-
-    `transient` failures are worth retrying: connection reset or dropped, timeouts, HTTP 408/425/429/5xx.
-    A refused connection (nothing listens), an unknown host, a non-NDIF answer, an HTTP 4xx or a
-    server-side exception are not.
-    """
-    import httpx
-    import websocket
-    from nnsight.intervention.backends.remote import RemoteError
-
-    host = options.resolved_host
-    hint = f"check --ndif-host / NDIF_HOST ({host})"
-    cause = exc.__cause__ if isinstance(exc, RemoteError) and exc.__cause__ is not None else exc
-    if isinstance(exc, RemoteError) and exc.__cause__ is None:
-        text = str(exc).strip()
-        lines = [line for line in text.splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else "unknown error"
-        more = "" if options.verbose else " (rerun with -v for the server's traceback)"
-        return RemoteFailure(f"the NDIF server at {host} failed the request: {last}{more}", detail=text,
-                             show_detail=options.verbose)
-    if isinstance(cause, httpx.HTTPStatusError):
-        code = cause.response.status_code
-        detail = str(exc) if isinstance(exc, RemoteError) else cause.response.text[:300]
-        if code in (401, 403):
-            return RemoteFailure(f"NDIF at {host} refused the API key (HTTP {code}): set {API_KEY_ENV}; {detail}")
-        return RemoteFailure(f"NDIF at {host} answered HTTP {code}: {detail}", transient=code in RETRYABLE_STATUS)
-    if isinstance(cause, websocket.WebSocketBadStatusException):
-        code = cause.status_code
-        return RemoteFailure(f"{host} answered HTTP {code} on /subscribe: " +
-                             ("the server is unavailable" if code in RETRYABLE_STATUS else f"is it an NDIF server? {hint}"),
-                             transient=code in RETRYABLE_STATUS)
-    if _refused(cause):
-        return RemoteFailure(f"cannot reach NDIF at {host}: connection refused (nothing listens there); "
-                             f"start the server or {hint}")
-    if isinstance(cause, socket.gaierror) or "Name or service not known" in str(cause):
-        return RemoteFailure(f"cannot reach NDIF at {host}: unknown host; {hint}")
-    if isinstance(cause, (httpx.TransportError, websocket.WebSocketException, ConnectionError, TimeoutError,
-                          socket.timeout, OSError)):
-        return RemoteFailure(f"lost the connection to NDIF at {host}: {type(cause).__name__}: {cause}", transient=True)
-    return None
-
-
-def _refused(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ConnectionRefusedError) or "Connection refused" in str(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False

@@ -133,7 +133,8 @@ def run_answers(model: "LoadedModel", template: PromptTemplate, examples: list[Q
 def remote_options(config: RunConfig) -> RemoteOptions | None:
     """The `RemoteOptions` of a config's remote part, or None for a local run."""
     remote = config.remote
-    return RemoteOptions(host=remote.ndif_host, verbose=remote.verbose) if remote.remote else None
+    return (RemoteOptions(host=remote.ndif_host, verbose=remote.verbose, timeout_s=remote.ndif_timeout,
+                          retries=remote.ndif_retries) if remote.remote else None)
 
 
 def open_model(config: RunConfig) -> "LoadedModel":
