@@ -324,3 +324,42 @@ def test_a_truncated_conversion_is_converted_again(tiny_dirs, tmp_path, monkeypa
     assert proc.returncode == 2 and "damaged (model.safetensors: truncated or corrupt); converting it again" in \
         " ".join(proc.stderr.split()), proc.stderr[-2000:]
     assert "not a usable wheel" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_damaged_middle_line_is_named_not_skipped(tiny_dirs, tmp_path):
+    """Issue 19.8: a bad line before the end is refused (line number and repair) instead of silently
+    recomputing and re-appending everything after it on every rerun; the repair then works."""
+    out = tmp_path / "run"
+    args = small(tiny_dirs, "--n-correct", "3", "--out", out)
+    assert script("perturb", *args, cwd=tmp_path).returncode == 0
+    records = out / "examples.jsonl"
+    lines = records.read_text().splitlines(keepends=True)
+    assert len(lines) == 3
+    damaged = lines[0] + lines[1][:40] + "\n" + lines[2]
+    records.write_text(damaged)
+    proc = script("perturb", *args, cwd=tmp_path)
+    one_line_error(proc, 2, "line 2 is damaged", "1 line(s) after it", "sed -i '2d'")
+    assert records.read_text() == damaged                           # nothing appended
+    records.write_text(lines[0] + lines[2])                         # the suggested repair
+    assert script("perturb", *args, cwd=tmp_path).returncode == 0
+    assert sorted(records.read_text().splitlines()) == sorted(line.rstrip("\n") for line in lines)
+
+
+def test_tables_say_what_a_reader_would_otherwise_miss(tiny_dirs, tmp_path):
+    """Issue 19.8 and 19.9: K above the candidates is said in table.md; --splice reconstruct says which model
+    found the correct set; stats labels its K, writes table.csv and a plot."""
+    out = tmp_path / "p"
+    proc = script("perturb", *small(tiny_dirs, "--splice", "reconstruct", "--out", out), "--k", "100000",
+                  cwd=tmp_path)                                     # the later --k wins
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = (out / "table.md").read_text()
+    assert "K=100000: fewer latents than K had a positive score, so all were taken" in table
+    assert "The correct set was found on the original model" in table
+    stats_out = tmp_path / "s"
+    proc = script("stats", *small(tiny_dirs, "--out", stats_out), "--k", "10", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = (stats_out / "table.md").read_text()
+    assert "K = 10 (mean size" in table and "K = 50%" not in table.replace("at K = 50%", "")
+    csv_text = (stats_out / "table.csv").read_text()
+    assert csv_text.startswith("quantity,ours,paper,unit") and len(csv_text.splitlines()) == 9
+    assert (stats_out / "plot.png").stat().st_size > 1000

@@ -14,21 +14,29 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import OptionError, literal
+from ..errors import OptionError, UsageError, literal
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """All complete records of `path` (an empty list if it does not exist); a torn last line is ignored."""
+    """All complete records of `path` (an empty list if it does not exist).
+
+    A torn last line (no newline after it: a write interrupted mid-line) is ignored; it is cut off by the
+    next `JsonlAppender`. A bad line anywhere else is damage no interruption makes: `UsageError` naming the
+    line and the repair, since skipping it would recompute and re-append everything after it on every rerun.
+    """
     if not path.exists():
         return []
+    *lines, tail = path.read_bytes().split(b"\n")
     records = []
-    for line in path.read_bytes().split(b"\n"):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # only a write interrupted mid-line produces this, and only at the end
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UsageError(f"{path}: line {n} is damaged (not JSON) with {len(lines) - n} line(s) after it; "
+                             f"delete that line (`sed -i '{n}d' {path}`) and rerun: only its example is "
+                             f"recomputed") from None
     return records
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.selection import UNEDITED, Setting
+from .plots import plot_settings
 from .records import atomic_write_text
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -172,41 +173,6 @@ def rich_tables(title: str, summary: dict, ks: Sequence[str], experiment: str) -
     return tables
 
 
-def plot(summary: dict, ks: Sequence[str], path: Path, title: str, unedited_key: str = UNEDITED) -> None:
-    """EM and F1 vs K: GradSAE vs baseline, TopK (solid) vs BottomK (dashed), 95% CI bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    x = np.arange(len(ks))
-    colors = {"gradsae": "tab:red", "baseline": "tab:blue"}
-    for ax, metric in zip(axes, ("em", "f1")):
-        for m, w in ROW_ORDER:
-            cells = [summary[Setting(m, w, k).key][metric] for k in ks]
-            mean = [c.mean for c in cells]
-            ax.plot(x, mean, marker="o" if w == "top" else "s", color=colors[m], linestyle="-" if w == "top" else "--",
-                    label=ROW_LABELS[(m, w)])
-            ax.fill_between(x, [c.low for c in cells], [c.high for c in cells], color=colors[m], alpha=0.12)
-        unedited = summary[unedited_key][metric]
-        ax.axhline(unedited.mean, color="gray", linewidth=1, linestyle=":", label="w/o task")
-        ax.set_xticks(x, [f"K={k}" for k in ks])
-        ax.set_title(metric.upper())
-        ax.set_ylim(-2, 102)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("% (mean, 95% bootstrap CI)")
-    axes[1].legend(loc="lower left", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
-
-
 def write_outputs(out_dir: Path, title: str, experiment: str, summary: dict, ks: Sequence[str], n_examples: int,
                   extra: dict, notes: Sequence[str] = ()) -> None:
     """summary.json, table.md, table.csv and plot.png under `out_dir`, each written atomically."""
@@ -216,7 +182,8 @@ def write_outputs(out_dir: Path, title: str, experiment: str, summary: dict, ks:
     atomic_write_text(out_dir / "table.md", render_markdown(title, experiment, summary, ks, n_examples, notes))
     atomic_write_text(out_dir / "table.csv", render_csv(summary, ks))
     if n_examples:
-        plot(summary, ks, out_dir / "plot.png", f"{title} (n = {n_examples})")
+        rows = [(m, w, ROW_LABELS[(m, w)]) for m, w in ROW_ORDER]
+        plot_settings(summary, ks, rows, out_dir / "plot.png", f"{title} (n = {n_examples})")
 
 
 def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records: Sequence[dict], ks: Sequence[str],
@@ -225,6 +192,7 @@ def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records
     from rich.console import Console
 
     summary = summarize(records, ks)
+    notes = [*notes, *truncation_notes(summary, ks, len(records))]
     write_outputs(out_dir, title, experiment, summary, ks, len(records), stats, notes)
     manifest.finish(n_examples=len(records), **stats)
     console = Console()
@@ -234,6 +202,20 @@ def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records
         console.print(note)
     console.print(f"results in {out_dir}")
     return summary
+
+
+def truncation_notes(summary: dict, ks: Sequence[str], n_examples: int) -> list[str]:
+    """One note per K at which some selection had fewer positive-scoring latents than K (so it took all of
+    them, and TopK and BottomK overlap or coincide there)."""
+    notes = []
+    for k in ks:
+        cut = {method: summary[Setting(method, "top", k).key] for method in ("gradsae", "baseline")}
+        parts = [f"{method} in {entry['truncated']} of {n_examples} (mean size {entry['mean_k']:.1f})"
+                 for method, entry in cut.items() if entry.get("truncated")]
+        if parts:
+            notes.append(f"K={k}: fewer latents than K had a positive score, so all were taken — {'; '.join(parts)}; "
+                         f"there TopK and BottomK share latents (equal when every one is taken).")
+    return notes
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str] = ()) -> None:

@@ -22,6 +22,7 @@ from ..core.selection import Setting
 from ..modes import METHODS, WHICH
 from ..remote import run_summary
 from ..results.records import atomic_write_json, atomic_write_text
+from ..results.plots import plot_bars
 from ..results.report import markdown_table, print_table
 from .jobs import run_resumable, score_items, select_all, selection_record
 from .outputs import open_run
@@ -75,23 +76,44 @@ PAPER_STATS = {"mean_active_last": 103.41, "mean_k": 51.46, "cross_top": 18.06, 
                "inner_bottom_gradsae": 0.15}
 
 
-def stats_rows(stats: dict) -> list[list[str]]:
-    """`[quantity, ours, paper]` rows for the Table 3 layout."""
-    def fmt(value: float | None, pct: bool = True) -> str:
+PAPER_K = "50%"
+STAT_ROWS = (  # (key in the statistics, label, a percentage?, depends on K?)
+    ("mean_active_last", "non-zero latents at the last prompt token (mean)", False, False),
+    ("mean_k", "K = {k} (mean size, GradSAE TopK)", False, True),
+    ("cross_top", "cross overlap TopK (GradSAE vs baseline)", True, True),
+    ("cross_bottom", "cross overlap BottomK (GradSAE vs baseline)", True, True),
+    ("inner_top_baseline", "inner overlap TopK, baseline", True, True),
+    ("inner_top_gradsae", "inner overlap TopK, GradSAE", True, True),
+    ("inner_bottom_baseline", "inner overlap BottomK, baseline", True, True),
+    ("inner_bottom_gradsae", "inner overlap BottomK, GradSAE", True, True),
+)
+
+
+def stat_values(stats: dict, k: str) -> list[tuple[str, float | None, float | None, bool]]:
+    """`(label, ours, paper, percentage?)` per Table 3 row; the paper's K-dependent numbers (at K = 50%) are
+    None at any other K, since they would not be comparable."""
+    out = []
+    for key, label, pct, by_k in STAT_ROWS:
+        ours = stats[key]["gradsae"] if key == "mean_k" else stats[key]
+        paper = PAPER_STATS[key] if (k == PAPER_K or not by_k) else None
+        out.append((label.format(k=k), ours, paper, pct))
+    return out
+
+
+def stats_rows(stats: dict, k: str = PAPER_K) -> list[list[str]]:
+    """`[quantity, ours, paper]` rows for the Table 3 layout ("—" where there is no number)."""
+    def fmt(value: float | None, pct: bool) -> str:
         return "—" if value is None else (f"{value:.2f}%" if pct else f"{value:.2f}")
 
-    paper = PAPER_STATS
-    return [
-        ["non-zero latents at the last prompt token (mean)", fmt(stats["mean_active_last"], False),
-         f"{paper['mean_active_last']:.2f}"],
-        ["K = 50% (mean size, GradSAE TopK)", fmt(stats["mean_k"]["gradsae"], False), f"{paper['mean_k']:.2f}"],
-        ["cross overlap TopK (GradSAE vs baseline)", fmt(stats["cross_top"]), f"{paper['cross_top']:.2f}%"],
-        ["cross overlap BottomK (GradSAE vs baseline)", fmt(stats["cross_bottom"]), f"{paper['cross_bottom']:.2f}%"],
-        ["inner overlap TopK, baseline", fmt(stats["inner_top_baseline"]), f"{paper['inner_top_baseline']:.2f}%"],
-        ["inner overlap TopK, GradSAE", fmt(stats["inner_top_gradsae"]), f"{paper['inner_top_gradsae']:.2f}%"],
-        ["inner overlap BottomK, baseline", fmt(stats["inner_bottom_baseline"]), f"{paper['inner_bottom_baseline']:.2f}%"],
-        ["inner overlap BottomK, GradSAE", fmt(stats["inner_bottom_gradsae"]), f"{paper['inner_bottom_gradsae']:.2f}%"],
-    ]
+    return [[label, fmt(ours, pct), fmt(paper, pct)] for label, ours, paper, pct in stat_values(stats, k)]
+
+
+def stats_csv(stats: dict, k: str) -> str:
+    lines = ["quantity,ours,paper,unit"]
+    for label, ours, paper, pct in stat_values(stats, k):
+        cells = ["" if v is None else f"{v:.4f}" for v in (ours, paper)]
+        lines.append(f"\"{label}\",{cells[0]},{cells[1]},{'%' if pct else 'latents'}")
+    return "\n".join(lines) + "\n"
 
 
 def run_stats(prepared: Prepared, config: StatsConfig, out_dir: Path) -> list[dict]:
@@ -124,14 +146,21 @@ def stats(config: StatsConfig, model: "LoadedModel | None" = None) -> dict:
     records = run_stats(prepared, config, out_dir)
     (k,) = config.ks
     numbers = selection_stats(records, k)
-    rows = stats_rows(numbers)
+    rows = stats_rows(numbers, k)
     title = (f"Selection statistics — {config.model.model}, layer {prepared.layer}, SAE {prepared.sae_spec}, "
              f"K = {k}")
     note = (f"{numbers['n_examples']} examples ({config.population}; {prepared.n_answered} answered), "
             f"{numbers['n_pairs']} same-context pairs over {numbers['n_contexts_with_pairs']} contexts. "
             f"Overlap = |A∩B| / min(|A|, |B|). Paper: Gemma 2 9B IT, layer 9.")
+    if k != PAPER_K:
+        note += f" The paper's overlaps are at K = {PAPER_K}, so they are not shown beside K = {k}."
     header = ["", "ours", "paper (Table 3)"]
     atomic_write_text(out_dir / "table.md", f"## {title}\n\n{note}\n\n" + markdown_table(header, rows))
+    atomic_write_text(out_dir / "table.csv", stats_csv(numbers, k))
+    overlaps = [v for v in stat_values(numbers, k) if v[3]]
+    plot_bars(out_dir / "plot.png", [v[0] for v in overlaps],
+              {"ours": [v[1] for v in overlaps], f"paper (K = {PAPER_K})": [v[2] for v in overlaps]},
+              f"{title} (n = {numbers['n_examples']})", "overlap (%)")
     extra = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
              **run_summary(prepared.model)}
     atomic_write_json(out_dir / "summary.json", {**numbers, **extra})

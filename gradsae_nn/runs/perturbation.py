@@ -21,7 +21,7 @@ from ..remote import run_summary
 from ..results.report import publish
 from .jobs import GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record
 from .outputs import open_run
-from .pipeline import Item, Prepared, prepare
+from .pipeline import Item, Prepared, prepare, splice_notes
 
 if TYPE_CHECKING:
     from ..core.scoring import LatentScores
@@ -86,7 +86,7 @@ def perturb(config: PerturbConfig, model: "LoadedModel | None" = None) -> dict:
     title = f"Perturbation — {config.model.model}, layer {prepared.layer}, SAE {prepared.sae_spec}"
     notes = [f"Correct set: the first {len(records)} correctly answered of {prepared.n_answered} questions "
              f"(seed {config.data.seed}); every setting zeroes the selected latents at every prompt and generated "
-             f"token."]
+             f"token.", *splice_notes(config)]
     stats = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
              "seconds_perturb": round(seconds, 1), **prepared.extra, **run_summary(prepared.model)}
     return publish(out_dir, manifest, "perturb", title, records, config.ks, stats, notes)

@@ -112,3 +112,14 @@ def prepare(config: ExperimentConfig, model: "LoadedModel | None" = None) -> Pre
     return Prepared(model=model, template=template, sae=sae, sae_spec=spec, layer=layer, correct=usable,
                     answered=answered, n_answered=len(records), answer_key=key, answer_dir=cache,
                     extra={"correct_without_answer_tokens": len(correct) - len(usable)})
+
+
+def splice_notes(config: ExperimentConfig) -> list[str]:
+    """What a table must say about the model its rows ran on: under `--splice reconstruct` the correct set
+    comes from the original model but every row ('w/o task' included) runs on the SAE's reconstruction."""
+    if config.method.splice != "reconstruct":
+        return []
+    return ["The correct set was found on the original model (no SAE); every row here, 'w/o task' included, "
+            "runs with the SAE's reconstruction spliced in (--splice reconstruct), so 'w/o task' can be below "
+            "100: the reconstructed model answers some of them wrongly."]
+

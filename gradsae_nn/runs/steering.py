@@ -30,7 +30,7 @@ from ..results.report import publish
 from .answers import is_correct
 from .jobs import GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record
 from .outputs import open_run
-from .pipeline import Item, Prepared, prepare
+from .pipeline import Item, Prepared, prepare, splice_notes
 
 if TYPE_CHECKING:
     from ..core.scoring import LatentScores
@@ -143,7 +143,8 @@ def steer(config: SteerConfig, model: "LoadedModel | None" = None) -> dict:
     title = (f"Local steering — {config.model.model}, layer {prepared.layer}, SAE {prepared.sae_spec}, values "
              f"{steering.value_source}, positions {steering.positions}")
     notes = [f"{len(records)} correct examples with a partner ({n_alone} without one, left out), from "
-             f"{prepared.n_answered} answered questions; scored against the partner's gold answers."]
+             f"{prepared.n_answered} answered questions; scored against the partner's gold answers.",
+             *splice_notes(config)]
     stats = {"n_answered": prepared.n_answered, "n_without_partner": n_alone,
              "seconds_total": round(time.perf_counter() - started, 1), **prepared.extra, **run_summary(prepared.model)}
     return publish(out_dir, manifest, "steer", title, records, config.ks, stats, notes)

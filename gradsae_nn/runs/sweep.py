@@ -17,11 +17,12 @@ from ..core.selection import UNEDITED, Setting
 from ..errors import OptionError
 from ..remote import run_summary
 from ..results.records import atomic_write_json, atomic_write_text
-from ..results.report import ROW_LABELS, ROW_ORDER, markdown_table, print_table, summarize, summary_json, write_outputs
+from ..results.report import (ROW_LABELS, ROW_ORDER, markdown_table, print_table, summarize, summary_json,
+                               truncation_notes, write_outputs)
 from .naming import folder
 from .outputs import open_run
 from .perturbation import run_perturbation
-from .pipeline import open_model, prepare
+from .pipeline import open_model, prepare, splice_notes
 
 
 def sweep_layers(config: SweepConfig) -> list[int]:
@@ -55,7 +56,8 @@ def layer_sweep(config: SweepConfig) -> dict:
         records = run_perturbation(prepared, run, out_dir)
         summary = summarize(records, ks)
         write_outputs(out_dir, f"Perturbation — {config.model.model}, layer {layer}, SAE {prepared.sae_spec}",
-                      "perturb", summary, ks, len(records), {"n_answered": prepared.n_answered})
+                      "perturb", summary, ks, len(records), {"n_answered": prepared.n_answered},
+                      [*splice_notes(run), *truncation_notes(summary, ks, len(records))])
         manifest.finish(n_examples=len(records))
         per_layer[layer] = {"n_examples": len(records), "folder": str(out_dir), "settings": summary_json(summary)}
         depth = f"L{layer} ({100 * layer / model.n_layers:.0f}% depth)"
@@ -66,6 +68,7 @@ def layer_sweep(config: SweepConfig) -> dict:
     sweep_dir = sweep_folder(config)
     title = f"Layer sweep — {config.model.model}, K = {', '.join(ks)}"
     text = f"## {title}\n\nn = {per_layer[layers[0]]['n_examples']} correct examples per layer; mean % [95% CI].\n"
+    text += "".join(f"\n{note}\n" for note in splice_notes(config.perturbation(layers[0])))
     for metric in rows:
         text += f"\n**{metric.upper()}**\n\n" + markdown_table(header, rows[metric])
     atomic_write_text(sweep_dir / "table.md", text)
