@@ -29,8 +29,11 @@ def tiny_dirs(tmp_path_factory):
     return model_dir, save_tiny_sae(tiny, tmp_path_factory.mktemp("tiny-sae"), TINY_LAYER)
 
 
+SECRET = "sk-test-0f9e8d7c6b5a"   # NDIF_API_KEY in every run: it must never reach a file or the console
+
+
 def script(name, *args, cwd, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NDIF_API_KEY": SECRET}
     return subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -195,6 +198,14 @@ def test_misbehaving_servers_end_in_one_line_and_exit_3(tiny_dirs, tmp_path, fak
     else:
         one_line_error(proc, 3, *needles)
     assert not (out / "examples.jsonl").exists()
+    assert_no_secret(proc, tmp_path)
+
+
+def assert_no_secret(proc, folder):
+    """The API key is in no output and no file the run left."""
+    assert SECRET not in proc.stdout + proc.stderr
+    for path in folder.rglob("*"):
+        assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
 
 
 @pytest.mark.parametrize("args, needles", [
@@ -217,6 +228,7 @@ def test_a_silent_server_bounds_the_websocket_wait_too(tiny_dirs, tmp_path, fake
     one_line_error(proc, 3, "did not answer within 1 s", "WebSocketTimeoutException", "gave up after 2 attempts")
     records = tmp_path / "o" / "examples.jsonl"
     assert not records.exists() or records.read_text() == ""     # no example finished, none half-written
+    assert_no_secret(proc, tmp_path)
 
 
 def squad_file(path, qas, context="Paris is the capital of France."):

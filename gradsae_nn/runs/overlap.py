@@ -77,6 +77,7 @@ PAPER_STATS = {"mean_active_last": 103.41, "mean_k": 51.46, "cross_top": 18.06, 
 
 
 PAPER_K = "50%"
+PAPER_STATS_MODEL = "Gemma 2 9B IT, layer 9"
 STAT_ROWS = (  # (key in the statistics, label, a percentage?, depends on K?)
     ("mean_active_last", "non-zero latents at the last prompt token (mean)", False, False),
     ("mean_k", "K = {k} (mean size, GradSAE TopK)", False, True),
@@ -151,16 +152,18 @@ def stats(config: StatsConfig, model: "LoadedModel | None" = None) -> dict:
              f"K = {k}")
     note = (f"{numbers['n_examples']} examples ({config.population}; {prepared.n_answered} answered), "
             f"{numbers['n_pairs']} same-context pairs over {numbers['n_contexts_with_pairs']} contexts. "
-            f"Overlap = |A∩B| / min(|A|, |B|). Paper: Gemma 2 9B IT, layer 9.")
+            f"Overlap = |A∩B| / min(|A|, |B|). Paper: {PAPER_STATS_MODEL}.")
     if k != PAPER_K:
         note += f" The paper's overlaps are at K = {PAPER_K}, so they are not shown beside K = {k}."
     header = ["", "ours", "paper (Table 3)"]
     atomic_write_text(out_dir / "table.md", f"## {title}\n\n{note}\n\n" + markdown_table(header, rows))
     atomic_write_text(out_dir / "table.csv", stats_csv(numbers, k))
     overlaps = [v for v in stat_values(numbers, k) if v[3]]
-    plot_bars(out_dir / "plot.png", [v[0] for v in overlaps],
-              {"ours": [v[1] for v in overlaps], f"paper (K = {PAPER_K})": [v[2] for v in overlaps]},
-              f"{title} (n = {numbers['n_examples']})", "overlap (%)")
+    series = {"ours": [v[1] for v in overlaps]}
+    if k == PAPER_K:
+        series[f"paper (Table 3, {PAPER_STATS_MODEL})"] = [v[2] for v in overlaps]
+    plot_bars(out_dir / "plot.png", [v[0] for v in overlaps], series, f"{title} (n = {numbers['n_examples']})",
+              "overlap (%)")
     extra = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
              **run_summary(prepared.model)}
     atomic_write_json(out_dir / "summary.json", {**numbers, **extra})
