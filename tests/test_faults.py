@@ -154,6 +154,7 @@ def test_read_only_results_folder_is_refused_before_work(tmp_path, monkeypatch):
     ("perturb", ["--remote", "--ndif-host", "not-a-url"], ["--ndif-host", "not a URL"]),  # was exit 3
     ("perturb", ["--gen-batch-size", "0"], ["--gen-batch-size must be a positive"]),     # was after answering
     ("answer", ["--max-new-tokens", "0"], ["--max-new-tokens must be a positive"]),      # was a traceback
+    ("perturb", ["--remote", "--splice", "reconstruct"], ["--splice reconstruct", "drop --remote"]),  # fix was refused
 ])
 def test_bad_options_are_named_before_any_work(tmp_path, name, args, needles):
     """Issue 19.7 and 19.4: the problem named is the real one, in one line, exit 2, nothing written."""

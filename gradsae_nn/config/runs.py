@@ -57,6 +57,9 @@ class ExperimentConfig(RunConfig):
             raise OptionError(f"{{n_correct}} must be ≥ 0 (0 = every correct example within {{limit}}), got "
                               f"{self.n_correct}")
         positive(self.gen_batch_size, "gen_batch_size")
+        if self.remote.remote and self.method.splice == "reconstruct":
+            raise OptionError("{splice} reconstruct runs the model on the SAE's reconstruction, which needs the SAE "
+                              "in the trace; a remote run never sends it: drop {remote} to run it here")
         if self.method.scoring is None:  # the default depends on where the model runs: no SAE travels remotely
             object.__setattr__(self, "method", dataclasses.replace(
                 self.method, scoring="x-grad" if self.remote.remote else "trace"))
