@@ -135,8 +135,9 @@ SCRIPTS: dict[str, tuple[str, str]] = {
     "steer": ("gradsae_nn.config:SteerConfig", "gradsae_nn.runs.steering:steer"),
     "stats": ("gradsae_nn.config:StatsConfig", "gradsae_nn.runs.overlap:stats"),
     "layer_sweep": ("gradsae_nn.config:SweepConfig", "gradsae_nn.runs.sweep:layer_sweep"),
-    "train_sae": ("gradsae_nn.training.config:TrainSAEConfig", "gradsae_nn.training.run:train_saes"),
-    "sae_dead_latents": ("gradsae_nn.training.config:DeadLatentsConfig", "gradsae_nn.training.run:count_dead"),
+    "write_questions": ("gradsae_nn.training.config:WriteQuestionsConfig", "gradsae_nn.training.run:questions_main"),
+    "train_sae": ("gradsae_nn.training.config:TrainSAEConfig", "gradsae_nn.training.run:train_main"),
+    "sae_quality": ("gradsae_nn.training.config:SAEQualityConfig", "gradsae_nn.training.run:quality_main"),
 }
 
 

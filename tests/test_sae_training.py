@@ -16,21 +16,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_train_sae_script_end_to_end(tmp_path):
+    """Paragraphs and prompts in the experiments' template (from written questions) → SAEs with their cards."""
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("\n".join(json.dumps({"context": f"Paragraph {i} about the history of the city of Paris, "
                                             f"its rivers, bridges and {i * 7} museums."}) for i in range(200)))
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps({"paragraph": i, "question": f"How many museums in paragraph {i}?"})
+                                   for i in range(0, 200, 7)))
     out = tmp_path / "saes"
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "train_sae.py"), "--layer", "2", "4",
-                           "--width", "256", "--tokens", "2048", "--batch-size", "256", "--context-size", "32",
-                           "--eval-tokens", "100", "--corpus", str(corpus), "--out", str(out)],
+                           "--width", "256", "--tokens", "2048", "--plateau", "1024", "--batch-size", "256",
+                           "--eval-tokens", "200", "--dead-tokens", "400", "--corpus", str(corpus),
+                           "--questions", str(questions), "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for layer in (2, 4):
         folder = out / "smollm2-135m-it" / f"L{layer}"
         card = json.loads((folder / "gradsae_card.json").read_text())
-        assert card["training"]["layer"] == layer and card["training"]["tokens"] == 2048
-        assert card["training"]["corpus_sha256"] != ""
+        training = card["training"]
+        assert training["layer"] == layer and training["tokens"] == 2048 and training["prompt"] == "chat-span-3shot"
+        assert training["corpus_sha256"] and training["questions_sha256"] and training["massive_threshold"] > 0
         assert "train_sae.py" in card["command"]
+        for sample in ("dev-text", "prompts"):
+            quality = card["quality"][sample]
+            assert quality["n_tokens"] >= 200 and quality["dead_tokens"] >= 400 and quality["check"]["n_tokens"] > 0
+            assert 0 < quality["l0"] < 256 and quality["ce_clean"] < quality["ce_zero"]
+        assert [row["tokens"] for row in card["plateau"]] == [1024]
         cfg = json.loads((folder / "cfg.json").read_text())
         assert cfg["d_sae"] == 256 and cfg["normalize_activations"] == "none"  # scale folded into the weights
         assert cfg["metadata"]["hook_name"] == f"blocks.{layer}.hook_resid_post"
@@ -55,12 +66,15 @@ def test_embedded_models_have_shipped_saes():
     assert {f"{model}/L{layer}" for model, layer in DEFAULT_SAE_LAYER.items() if model in SHIPPED_MODELS} <= set(SHIPPED)
 
 
+CURRENT = [name for name in SHIPPED if name.split("/")[1][1:].isdigit()]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", CURRENT)
 def test_shipped_sae_loads_and_keeps_its_quality(name, request):
-    """Recompute quality on the card's held-out dev tokens; a broken or swapped weight file fails here."""
-    from gradsae_nn.training.quality import evaluate_sae
-    from gradsae_nn.data.squad import group_by_context, load_squad, to_examples
+    """Recompute the card's check sample (the first 2,000 tokens of each sample); a broken or swapped weight file
+    fails here, and so would a sample on which a single token decides the explained variance."""
+    from gradsae_nn.training.quality import SAMPLES, evaluate_sae, quality_sample
 
     model_name, layer_dir = name.split("/")
     model = request.getfixturevalue("smollm" if model_name.startswith("smollm") else "gemma")
@@ -68,16 +82,43 @@ def test_shipped_sae_loads_and_keeps_its_quality(name, request):
     sae = load_sae(name, model, layer)
     assert sae.cfg.d_in == model.d_model and hook_layer(sae) == layer and sae.W_dec.dtype == torch.float32
     card = json.loads((shipped_sae_root() / name / "gradsae_card.json").read_text())
-    recorded = card["quality_float16"]
-    contexts = list(group_by_context(to_examples(load_squad())))
-    quality = evaluate_sae(model, sae, layer, iter(contexts), n_tokens=recorded["n_tokens"])
-    assert quality.n_tokens == recorded["n_tokens"]
-    # A regression check on recorded aggregates, not a rounding comparison: another CPU moves x by ~1e-4
-    # relative (tests/tolerance.py), which moves these statistics over thousands of tokens by < 1e-3, while a
-    # swapped or damaged weight file moves EV and CE recovered by > 0.05 and L0 by > 10%.
-    assert quality.explained_variance == pytest.approx(recorded["explained_variance"], abs=0.005)
-    assert quality.l0 == pytest.approx(recorded["l0"], rel=0.01)
-    assert quality.ce_loss_recovered == pytest.approx(recorded["ce_loss_recovered"], abs=0.01)
+    for sample in SAMPLES:
+        recorded = card["quality"][sample]["check"]
+        sequences = quality_sample(model, sample, recorded["n_tokens"] + recorded["n_first"] + recorded["n_massive"])
+        quality = evaluate_sae(model, sae, layer, sequences, sample, recorded["massive_threshold"])
+        # A regression check on recorded aggregates, not a rounding comparison: another CPU moves x by ~1e-4
+        # relative (tests/tolerance.py), which moves these statistics over thousands of tokens by < 1e-3, while a
+        # swapped or damaged weight file moves EV and CE recovered by > 0.05 and L0 by > 10%.
+        assert (quality.n_tokens, quality.n_massive) == (recorded["n_tokens"], recorded["n_massive"])
+        assert quality.explained_variance == pytest.approx(recorded["explained_variance"], abs=0.005)
+        assert quality.l0 == pytest.approx(recorded["l0"], rel=0.01)
+        assert quality.ce_loss_recovered == pytest.approx(recorded["ce_loss_recovered"], abs=0.01)
+        # no single token can move this sample's EV by more than 0.01 (one massive token moved the old card's
+        # EV from 0.589 to 0.963: test_one_massive_token_swings_an_unguarded_sample)
+        assert quality.max_token_influence <= 0.01, (sample, quality.max_token_influence)
+        assert card["quality"][sample]["max_token_influence"] <= 0.01
+
+
+@pytest.mark.slow
+def test_one_massive_token_swings_an_unguarded_sample(smollm):
+    """The old card's sample (the first dev tokens in 128-token windows, position 0 left out) measured without
+    leaving massive tokens out: one token decides EV, and `max_token_influence` shows it."""
+    from gradsae_nn.data.squad import group_by_context, load_squad, to_examples
+    from gradsae_nn.training.quality import evaluate_sae
+
+    sae = load_sae("smollm2-135m-it/L15-paragraphs", smollm, 15)
+    windows, total = [], 0
+    for context in group_by_context(to_examples(load_squad())):
+        ids = smollm.tokenizer(context, add_special_tokens=False)["input_ids"]
+        for start in range(0, len(ids), 128):
+            if total < 4351 and len(ids[start:start + 128]) > 1:
+                windows.append(ids[start:start + 128])
+                total += len(windows[-1]) - 1
+    unguarded = evaluate_sae(smollm, sae, 15, windows, "old card sample", threshold=float("inf"))
+    guarded = evaluate_sae(smollm, sae, 15, windows, "old card sample")
+    assert unguarded.n_massive == 0 and guarded.n_massive >= 1
+    assert unguarded.max_token_influence > 0.1 > guarded.max_token_influence
+    assert unguarded.explained_variance - guarded.explained_variance > 0.1
 
 
 def test_fold_centering_is_exact():
@@ -113,23 +154,24 @@ def test_fold_centering_is_exact():
 @pytest.mark.slow
 def test_dead_fraction_agrees_with_full_evaluation(smollm):
     """The cheap dead-latent count (forward cut at the layer) sees the same tokens as the full evaluation."""
-    from gradsae_nn.training.quality import dead_fraction, evaluate_sae
-    from gradsae_nn.training.train import collect_activations
-    from gradsae_nn.data.squad import group_by_context, load_squad, to_examples
+    from gradsae_nn.training.quality import dead_fraction, evaluate_sae, massive_threshold, quality_sample
     from tolerance import dot_bound, network_rtol
 
     sae = load_sae("smollm2-135m-it/L15", smollm, 15)
-    contexts = list(group_by_context(to_examples(load_squad())))
-    full = evaluate_sae(smollm, sae, 15, iter(contexts), n_tokens=200, batch_size=2)
+    sequences = quality_sample(smollm, "dev-text", 300)
+    threshold = massive_threshold(smollm, 15, sequences)
+    full = evaluate_sae(smollm, sae, 15, sequences, "dev-text", threshold)
     assert 0.05 < full.dead_fraction < 0.95          # a sample small enough for the count to mean something
-    cheap = dead_fraction(smollm, sae, 15, iter(contexts), n_tokens=full.n_tokens)
-    # The two see the same tokens in other batches, and the cheap one stores x in fp16, so x differs by up to
-    # (fp16 rounding + two forward passes' rounding) relative; a latent can count differently only if its
-    # largest pre-activation on the sample lies within what that moves it by. There are few such latents.
-    x = collect_activations(smollm, [15], iter(contexts), full.n_tokens)[15].float()
+    cheap, counted = dead_fraction(smollm, sae, 15, sequences, threshold)
+    assert counted == full.n_tokens
+    # The two see the same tokens in other batches, so x differs by up to two forward passes' rounding; a latent
+    # can count differently only if its largest pre-activation on the sample lies within what that moves it by.
+    from gradsae_nn.training.quality import residual_states
+
+    x = residual_states(smollm, 15, sequences, threshold)
     centred = x - sae.b_dec
     pre = centred @ sae.W_enc + sae.b_enc
-    x_rel = torch.finfo(torch.float16).eps / 2 + network_rtol(smollm.config)
-    moved = x_rel * (x.abs() @ sae.W_enc.abs()) + 2 * dot_bound(centred.abs() @ sae.W_enc.abs() + sae.b_enc.abs(), 577)
+    moved = network_rtol(smollm.config) * (x.abs() @ sae.W_enc.abs()) \
+        + 2 * dot_bound(centred.abs() @ sae.W_enc.abs() + sae.b_enc.abs(), 577)
     borderline = int(((pre.abs() <= moved).any(0) & ~(pre > moved).any(0)).sum())
     assert abs(cheap - full.dead_fraction) * sae.cfg.d_sae <= borderline, borderline

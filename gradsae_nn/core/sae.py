@@ -49,11 +49,22 @@ def shipped_sae_root() -> Path:
 
 
 def shipped_sae_names() -> list[str]:
-    """`<model>/L<layer>` for every SAE shipped inside the package."""
+    """`<model>/<folder>` of every SAE shipped inside the package: the current ones are `<model>/L<layer>`;
+    an earlier generation keeps loading by its own name (e.g. `smollm2-135m-it/L15-paragraphs`)."""
     root = shipped_sae_root()
     if not root.is_dir():
         return []
     return sorted(f"{cfg.parent.parent.name}/{cfg.parent.name}" for cfg in root.glob("*/L*/cfg.json"))
+
+
+def shipped_layers(model_name: str) -> dict[int, str]:
+    """Layer → name of the current shipped SAEs of `model_name` (folders named exactly `L<layer>`)."""
+    out = {}
+    for name in shipped_sae_names():
+        model, folder = name.split("/")
+        if model == model_name and re.fullmatch(r"L\d+", folder):
+            out[int(folder[1:])] = name
+    return dict(sorted(out.items()))
 
 
 # The default SAE of each embedded model: the shipped one nearest 50% depth (the paper's middle layer).

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..config import SweepConfig, changed_result_options
-from ..core.sae import shipped_sae_names
+from ..core.sae import shipped_layers
 from ..core.selection import UNEDITED, Setting
 from ..errors import OptionError
 from ..remote import run_summary
@@ -28,8 +28,7 @@ from .pipeline import open_model, prepare, splice_notes
 def sweep_layers(config: SweepConfig) -> list[int]:
     """`config.layers`, else every layer with a shipped SAE for the model."""
     model = config.model.model
-    layers = list(config.layers or sorted(int(n.split("/L")[1]) for n in shipped_sae_names()
-                                          if n.startswith(f"{model}/")))
+    layers = list(config.layers or shipped_layers(model))
     if not layers:
         raise OptionError(f"no shipped SAEs for {model}; pass {{layers}} with SAEs available, or another {{model}}")
     return layers

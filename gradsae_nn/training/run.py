@@ -1,36 +1,76 @@
-"""The SAE scripts' bodies: train SAEs and write them with their cards; count dead latents of a shipped SAE."""
+"""The SAE scripts' bodies: write training questions, train SAEs with their cards, measure an SAE's quality."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 from ..core.sae import load_sae, shipped_sae_root
-from ..data.squad import group_by_context, load_squad, to_examples
+from ..data.prompts import get_template
 from ..errors import OptionError, literal
 from ..models import LoadedModel, load_model
-from ..results.records import atomic_write_json, file_sha256
-from .config import DeadLatentsConfig, TrainSAEConfig
-from .quality import dead_fraction, evaluate_sae
+from ..results.records import atomic_write_json, file_sha256, read_jsonl
+from .config import SAEQualityConfig, TrainSAEConfig, WriteQuestionsConfig
+from .corpus import TrainSequence, mixed, prompt_sequences, read_paragraphs, text_sequences, write_questions
+from .quality import SAMPLES, evaluate_sae, massive_threshold, measure, quality_sample
 from .train import TrainConfig, check_corpus, collect_activations, config_record, corpus_texts, train_sae
 
+THRESHOLD_SEQUENCES = 48  # corpus sequences the massive-token thresholds are measured on
 
-def cached_activations(config: TrainSAEConfig, model: LoadedModel, corpus_sha: str) -> dict[int, torch.Tensor]:
+
+def command_line() -> str:
+    return shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+
+
+def questions_main(config: WriteQuestionsConfig) -> int:
+    """experiments/write_questions.py: the questions file, written (or completed) in place."""
+    model = load_model(config.model, device="cpu")
+    paragraphs = read_paragraphs(config.paragraphs)
+    usable = write_questions(model, paragraphs, Path(config.out), config.n, config.seed, config.batch_size)
+    print(f"{len(usable)} of {config.n} paragraphs got a question; {config.out} (sha256 {file_sha256(config.out)})")
+    return len(usable)
+
+
+def corpus(config: TrainSAEConfig, model: LoadedModel) -> tuple[Iterator[TrainSequence], str | None]:
+    """The training sequences (paragraphs, and prompts when there are questions) and the prompts' template."""
+    paragraphs = list(corpus_texts(config.corpus))
+    texts = text_sequences(model, paragraphs, config.max_length)
+    if config.questions is None:
+        return texts, None
+    questions = [r for r in read_jsonl(Path(config.questions)) if r.get("question")]
+    if not questions:
+        raise OptionError(f"{literal(config.questions)} holds no questions; write them with "
+                          f"experiments/write_questions.py (or drop {{questions}})")
+    template = get_template(config.prompt, model)
+    prompts = prompt_sequences(model, template, paragraphs, questions, config.seed)
+    return mixed(prompts, texts, config.prompt_share), template.name
+
+
+def thresholds(config: TrainSAEConfig, model: LoadedModel) -> dict[int, float]:
+    """The massive-token threshold of each layer, on the corpus's first sequences."""
+    sequences, _ = corpus(config, model)
+    head = [list(s.ids) for _, s in zip(range(THRESHOLD_SEQUENCES), sequences)]
+    return {layer: massive_threshold(model, layer, head) for layer in config.layer}
+
+
+def activations(config: TrainSAEConfig, model: LoadedModel, limits: dict[int, float], key: str) -> dict:
     """Collected activations per layer, read from / written to `activations_cache` when given."""
+    sequences, _ = corpus(config, model)
     layers = list(config.layer)
     if config.activations_cache is None:
-        return collect_activations(model, layers, corpus_texts(config.corpus), config.tokens, config.context_size)
+        return collect_activations(model, layers, sequences, config.tokens, limits)
     folder = Path(config.activations_cache)
-    paths = {layer: folder / f"{config.model}-L{layer}-{config.tokens}-ctx{config.context_size}-{corpus_sha[:12]}.pt"
-             for layer in layers}
+    paths = {layer: folder / f"{config.model}-L{layer}-{config.tokens}-{key}.pt" for layer in layers}
     if all(p.is_file() for p in paths.values()):
         return {layer: torch.load(p) for layer, p in paths.items()}
-    acts = collect_activations(model, layers, corpus_texts(config.corpus), config.tokens, config.context_size)
+    acts = collect_activations(model, layers, sequences, config.tokens, limits)
     folder.mkdir(parents=True, exist_ok=True)
     for layer, path in paths.items():
         tmp = path.with_name(f".{path.name}.tmp")
@@ -39,9 +79,9 @@ def cached_activations(config: TrainSAEConfig, model: LoadedModel, corpus_sha: s
     return acts
 
 
-def train_saes(config: TrainSAEConfig) -> list[dict]:
-    """Train one SAE per layer, save each in SAELens format with its card under `out/<model>/L<layer>/`, and
-    return each card's quality line."""
+def train_main(config: TrainSAEConfig) -> list[dict]:
+    """experiments/train_sae.py: one SAE per layer, saved in SAELens format with its card (training config,
+    corpus digests, command, timings, quality on both samples, the token plateau) under out/<model>/L<layer>/."""
     check_corpus(config.corpus)
     started = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -49,60 +89,91 @@ def train_saes(config: TrainSAEConfig) -> list[dict]:
     for layer in config.layer:
         model.layer(layer)  # range check before an hour of work
     corpus_sha = file_sha256(config.corpus) if Path(config.corpus).is_file() else config.corpus
-    acts = cached_activations(config, model, corpus_sha)
+    questions_sha = file_sha256(config.questions) if config.questions else None
+    _, template = corpus(config, model)
+    limits = thresholds(config, model)
+    key = hashlib.sha256(json.dumps([corpus_sha, questions_sha, template, config.prompt_share, config.max_length,
+                                     limits]).encode()).hexdigest()[:12]
+    acts = activations(config, model, limits, key)
     collect_seconds = time.perf_counter() - started
-    dev_contexts = list(group_by_context(to_examples(load_squad())))
     lines = []
     for layer in config.layer:
         layer_start = time.perf_counter()
         cfg = TrainConfig(model=config.model, layer=layer, width=config.width or 8 * model.d_model,
                           architecture=config.architecture, tokens=config.tokens, corpus=Path(config.corpus).name,
-                          corpus_sha256=corpus_sha, context_size=config.context_size, batch_size=config.batch_size,
-                          lr=config.lr, l1_coefficient=config.l1, jumprelu_sparsity_coefficient=config.sparsity,
+                          corpus_sha256=corpus_sha, questions=Path(config.questions).name if config.questions else None,
+                          questions_sha256=questions_sha, prompt=template,
+                          prompt_share=config.prompt_share if config.questions else 0.0, max_length=config.max_length,
+                          massive_threshold=round(limits[layer], 2), batch_size=config.batch_size, lr=config.lr,
+                          l1_coefficient=config.l1, jumprelu_sparsity_coefficient=config.sparsity,
                           target_l0=config.target_l0, pre_act_loss=config.pre_act_loss, seed=config.seed,
                           center=config.center)
         sae = train_sae(acts[layer], cfg, hook_name=f"blocks.{layer}.hook_resid_post")
         train_seconds = time.perf_counter() - layer_start
-        quality = evaluate_sae(model, sae, layer, iter(dev_contexts), n_tokens=config.eval_tokens)
         out = Path(config.out) / config.model / f"L{layer}"
         sae.to(dtype=getattr(torch, config.dtype))
         sae.cfg.dtype = config.dtype
         sae.save_model(out)
         for path in out.iterdir():  # SAELens writes the weights 0600; shipped files must be world-readable
             path.chmod(0o644)
-        saved = quality
-        if config.dtype != "float32":  # the shipped (reduced-precision) weights, upcast, must score the same
-            from sae_lens import SAE
+        from sae_lens import SAE
 
-            saved = evaluate_sae(model, SAE.load_from_disk(out, dtype="float32"), layer, iter(dev_contexts),
-                                 n_tokens=config.eval_tokens)
-        card = {"training": config_record(cfg), "command": shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-                "device": "cpu", "threads": torch.get_num_threads(),
-                "activation_seconds": round(collect_seconds, 1), "train_seconds": round(train_seconds, 1),
-                "quality_fp32": quality.as_dict(), f"quality_{config.dtype}": saved.as_dict(),
-                "eval_data": "SQuAD v1.1 dev contexts in file order (held out; never trained on)",
-                "eval_tokens": config.eval_tokens}
+        shipped = SAE.load_from_disk(out, dtype="float32")  # the saved (reduced-precision) weights, as loaded
+        card = {"training": config_record(cfg), "command": command_line(), "device": "cpu",
+                "threads": torch.get_num_threads(), "activation_seconds": round(collect_seconds, 1),
+                "train_seconds": round(train_seconds, 1), "weights_dtype": config.dtype,
+                "quality": measure(model, shipped, layer, config.eval_tokens, config.dead_tokens),
+                "plateau": plateau(config, cfg, acts[layer], model, layer)}
         atomic_write_json(out / "gradsae_card.json", card)
-        lines.append({"layer": layer, **saved.as_dict(), "train_seconds": round(train_seconds, 1)})
+        lines.append({"layer": layer, **{s: card["quality"][s] for s in SAMPLES},
+                      "train_seconds": round(train_seconds, 1)})
         print(json.dumps(lines[-1]))
     return lines
 
 
-def count_dead(config: DeadLatentsConfig) -> float:
-    """The dead fraction of a shipped SAE on `tokens` held-out dev tokens; recorded in its card if asked."""
-    card_path = shipped_sae_root() / config.sae / "gradsae_card.json"
+def plateau(config: TrainSAEConfig, cfg: TrainConfig, acts: torch.Tensor, model: LoadedModel, layer: int) -> list:
+    """Quality on the prompts sample of SAEs trained like `cfg` on the first N tokens, for each N in `plateau`."""
+    from dataclasses import replace
+
+    sample = quality_sample(model, "prompts", config.eval_tokens)
+    rows = []
+    for n in sorted(config.plateau):
+        sae = train_sae(acts[:n], replace(cfg, tokens=n), hook_name=f"blocks.{layer}.hook_resid_post")
+        q = evaluate_sae(model, sae.to(dtype=getattr(torch, config.dtype)).float(), layer, sample, "prompts")
+        rows.append({"tokens": n, "explained_variance": round(q.explained_variance, 4), "l0": round(q.l0, 1),
+                     "ce_loss_recovered": round(q.ce_loss_recovered, 4), "kl": round(q.kl, 4)})
+    return rows
+
+
+def quality_main(config: SAEQualityConfig) -> dict:
+    """experiments/sae_quality.py: an SAE's quality on both samples (and, with update_card, into its card)."""
+    folder = shipped_sae_root() / config.sae
+    if not folder.is_dir():
+        folder = Path(config.sae).expanduser()
+    card_path = folder / "gradsae_card.json"
     if not card_path.is_file():
-        raise OptionError(f"no shipped SAE named {literal(config.sae)} in {{sae}}; shipped SAEs live under "
-                          f"{shipped_sae_root()}")
+        raise OptionError(f"no SAE card at {literal(str(card_path))[1:-1]}: pass a shipped SAE name or a folder "
+                          f"written by experiments/train_sae.py in {{sae}}")
     card = json.loads(card_path.read_text())
     model_name, layer = card["training"]["model"], int(card["training"]["layer"])
     model = load_model(model_name, device="cpu")
-    sae = load_sae(config.sae, model, layer)
-    contexts = iter(list(group_by_context(to_examples(load_squad()))))
-    dead = dead_fraction(model, sae, layer, contexts, config.tokens, card["training"]["context_size"])
-    print(f"{config.sae}: dead latents on {config.tokens} held-out tokens: {dead:.4f}")
+    sae = load_sae(config.sae if (shipped_sae_root() / config.sae).is_dir() else str(folder), model, layer)
+    quality = measure(model, sae, layer, config.eval_tokens, config.dead_tokens)
+    print(json.dumps(quality, indent=1))
+    for sample in SAMPLES:
+        print(readme_row(config.sae, card["training"], quality[sample]))
     if config.update_card:
-        card["dead_fraction_more_tokens"] = {"n_tokens": config.tokens, "dead_fraction": round(dead, 4),
-                                             "command": shlex.join(["experiments/sae_dead_latents.py", *sys.argv[1:]])}
+        card["quality"] = quality
+        card["quality_command"] = command_line()
         atomic_write_json(card_path, card)
-    return dead
+    return quality
+
+
+def readme_row(name: str, training: dict, q: dict) -> str:
+    """The README SAE table's row for one SAE on one sample (`q`: a `measure()` entry)."""
+    arch = "JumpReLU" if training["architecture"] == "jumprelu" else "ReLU"
+    recipe = training.get("prompt") and f"{training.get('prompt_share', 0):.0%} prompts"
+    return (f"| `{name}` | {q['sample']} | {arch}, {training['width']}, {training['tokens'] / 1e6:g}M tok"
+            f"{', ' + recipe if recipe else ', paragraphs'} | {q['n_tokens']:,} ({q['n_massive']} massive) | "
+            f"{q['explained_variance']:.3f} | {q['normalized_error']:.3f} | {q['max_token_influence']:.4f} | "
+            f"{q['l0']:.1f} | {q['dead_fraction_more_tokens']:.1%} | {q['ce_loss_recovered']:.3f} | {q['kl']:.3f} |")

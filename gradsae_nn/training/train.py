@@ -1,9 +1,10 @@
 """Train SAEs for the embedded models with SAELens' `SAETrainer`, fed by our own activation iterator.
 
-Activations are collected with an nnsight trace stopped right after the deepest requested layer (several
-layers in one pass), stored in fp16, and exclude position 0: the first token is an attention sink whose
-residual norm (~22,000 on SmolLM2 vs ~175 elsewhere) would dominate the loss and inflate explained
-variance. Inputs are scaled to an expected norm of sqrt(d_in) during training
+The corpus mixes train paragraphs with prompts in the experiments' own template (`corpus`). Activations are
+collected with an nnsight trace stopped right after the deepest requested layer (several layers in one
+pass), stored in fp16, and leave out what `quality` leaves out: position 0 (an attention sink whose residual
+norm, ~22,000 on SmolLM2 vs ~175 elsewhere, would dominate the loss) and massive tokens (norm above 10× the
+median). Inputs are scaled to an expected norm of sqrt(d_in) during training
 (`normalize_activations="expected_average_only_in"`); SAELens folds that scale into the weights at the
 end, so the shipped SAE takes raw residuals and has no run-time normalisation (and stays sliceable).
 
@@ -27,14 +28,13 @@ import torch
 
 from ..errors import OptionError, UsageError
 from ..modes import check_mode
-from .config import Architecture
 from ..results.progress import make_progress
+from .config import Architecture
 
 if TYPE_CHECKING:
     from ..core.sae import SparseAutoencoder
     from ..models import LoadedModel
-
-
+    from .corpus import TrainSequence
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -47,7 +47,13 @@ class TrainConfig:
     tokens: int
     corpus: str
     corpus_sha256: str
-    context_size: int = 128
+    # prompts in the experiments' template, from questions written about corpus paragraphs (None: text only)
+    questions: str | None = None
+    questions_sha256: str | None = None
+    prompt: str | None = None
+    prompt_share: float = 0.0
+    max_length: int = 512
+    massive_threshold: float | None = None
     batch_size: int = 4096
     lr: float = 4e-4
     l1_coefficient: float = 5.0
@@ -98,47 +104,38 @@ def corpus_texts(corpus: str) -> Iterator[str]:
         yield row["text"]
 
 
-def token_windows(model: "LoadedModel", texts: Iterator[str], context_size: int) -> Iterator[list[int]]:
-    """Token windows of at most `context_size`, each starting with BOS where the family uses one."""
-    tokenizer = model.tokenizer
-    bos = [tokenizer.bos_token_id] if model.family.needs_bos and tokenizer.bos_token_id is not None else []
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        step = context_size - len(bos)
-        for start in range(0, len(ids), step):
-            window = bos + ids[start:start + step]
-            if len(window) > len(bos) + 1:
-                yield window
-
-
-def collect_activations(model: "LoadedModel", layers: list[int], texts: Iterator[str], n_tokens: int,
-                        context_size: int = 128, batch_size: int = 16) -> dict[int, torch.Tensor]:
-    """Residual activations `[n_tokens, d_model]` (fp16) per layer, position 0 of every window excluded."""
+def collect_activations(model: "LoadedModel", layers: list[int], sequences: Iterator["TrainSequence"],
+                        n_tokens: int, thresholds: dict[int, float], batch_size: int = 8) -> dict[int, torch.Tensor]:
+    """Residual activations `[n_tokens, d_model]` (fp16) per layer: every sequence's positions from its `start`
+    on (position 0 never), massive tokens (norm above `thresholds[layer]`) left out, as in `quality`."""
     from ..core.generation import pad_id
     from ..core.targets import ScoringInput, build_batch  # the same left-padded layout and position ids
 
     store = {layer: torch.empty(n_tokens, model.d_model, dtype=torch.float16) for layer in layers}
-    filled = 0
-    windows = token_windows(model, texts, context_size)
+    filled = dict.fromkeys(layers, 0)
     with make_progress() as progress:
         task = progress.add_task(f"activations L{','.join(map(str, layers))}", total=n_tokens)
-        while filled < n_tokens:
-            chunk = [w for _, w in zip(range(batch_size), windows)]
+        while min(filled.values()) < n_tokens:
+            chunk = [s for _, s in zip(range(batch_size), sequences)]
             if not chunk:
-                raise OptionError(f"the corpus ran out after {filled} tokens; ask for fewer {{tokens}}")
-            batch = build_batch([ScoringInput(tuple(w[:-1]), tuple(w[-1:])) for w in chunk], pad_id(model))
-            keep = batch.attention_mask.bool()
-            keep[torch.arange(len(chunk)), batch.prompt_start] = False      # position 0 of each window
+                raise OptionError(f"the corpus ran out after {min(filled.values())} tokens; ask for fewer {{tokens}}")
+            batch = build_batch([ScoringInput(s.ids[:-1], s.ids[-1:]) for s in chunk], pad_id(model))
+            width = batch.input_ids.shape[1]
+            columns = torch.arange(width)[None, :]
+            starts = torch.tensor([width - len(s.ids) + s.start for s in chunk])[:, None]
+            keep = batch.attention_mask.bool() & (columns >= starts)
             saved = {}
             with torch.no_grad(), model.lm.trace(batch.model_inputs(model.device)) as tracer:
                 for layer in sorted(layers):
                     saved[layer] = model.layer(layer).output.save()
                 tracer.stop()                                               # skip the layers above the deepest
-            n = min(int(keep.sum()), n_tokens - filled)
             for layer in layers:
-                store[layer][filled:filled + n] = saved[layer][keep][:n].to(torch.float16).cpu()
-            filled += n
-            progress.update(task, completed=filled)
+                x = saved[layer].float().cpu()
+                rows = x[keep & (x.norm(dim=-1) <= thresholds[layer])]
+                n = min(rows.shape[0], n_tokens - filled[layer])
+                store[layer][filled[layer]:filled[layer] + n] = rows[:n].to(torch.float16)
+                filled[layer] += n
+            progress.update(task, completed=min(filled.values()))
     return store
 
 
@@ -165,7 +162,7 @@ def train_sae(acts: torch.Tensor, cfg: TrainConfig, hook_name: str) -> "SparseAu
 
     check_mode(cfg.architecture, Architecture, "architecture")
     torch.manual_seed(cfg.seed)
-    metadata = SAEMetadata(model_name=cfg.model, hook_name=hook_name, context_size=cfg.context_size)
+    metadata = SAEMetadata(model_name=cfg.model, hook_name=hook_name, context_size=cfg.max_length)
     mean, scale = centering(acts) if cfg.center else (None, 1.0)
     common = dict(d_in=acts.shape[1], d_sae=cfg.width, metadata=metadata,
                   normalize_activations="none" if cfg.center else "expected_average_only_in")
