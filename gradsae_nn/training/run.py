@@ -60,14 +60,17 @@ def thresholds(config: TrainSAEConfig, model: LoadedModel) -> dict[int, float]:
     return {layer: massive_threshold(model, layer, head) for layer in config.layer}
 
 
-def activations(config: TrainSAEConfig, model: LoadedModel, limits: dict[int, float], key: str) -> dict:
-    """Collected activations per layer, read from / written to `activations_cache` when given."""
+def activations(config: TrainSAEConfig, model: LoadedModel, limits: dict[int, float], digest: list) -> dict:
+    """Collected activations per layer, read from / written to `activations_cache` when given: one file per
+    layer, keyed by what decides its content (`digest`: corpus, questions, template, share, length; and the
+    layer's massive-token threshold), so any subset of the layers of an earlier run is read back."""
     sequences, _ = corpus(config, model)
     layers = list(config.layer)
     if config.activations_cache is None:
         return collect_activations(model, layers, sequences, config.tokens, limits)
     folder = Path(config.activations_cache)
-    paths = {layer: folder / f"{config.model}-L{layer}-{config.tokens}-{key}.pt" for layer in layers}
+    keys = {layer: hashlib.sha256(json.dumps([*digest, limits[layer]]).encode()).hexdigest()[:12] for layer in layers}
+    paths = {layer: folder / f"{config.model}-L{layer}-{config.tokens}-{keys[layer]}.pt" for layer in layers}
     if all(p.is_file() for p in paths.values()):
         return {layer: torch.load(p) for layer, p in paths.items()}
     acts = collect_activations(model, layers, sequences, config.tokens, limits)
@@ -92,9 +95,8 @@ def train_main(config: TrainSAEConfig) -> list[dict]:
     questions_sha = file_sha256(config.questions) if config.questions else None
     _, template = corpus(config, model)
     limits = thresholds(config, model)
-    key = hashlib.sha256(json.dumps([corpus_sha, questions_sha, template, config.prompt_share, config.max_length,
-                                     limits]).encode()).hexdigest()[:12]
-    acts = activations(config, model, limits, key)
+    acts = activations(config, model, limits, [corpus_sha, questions_sha, template, config.prompt_share,
+                                               config.max_length])
     collect_seconds = time.perf_counter() - started
     lines = []
     for layer in config.layer:
