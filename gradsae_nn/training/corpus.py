@@ -14,8 +14,6 @@ prompt), whose activations are identical from prompt to prompt; they are kept in
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from ..data.squad import QAExample
 from ..errors import UsageError
 from ..results.progress import make_progress
 from ..results.records import JsonlAppender, read_jsonl
+from .texts import file_texts
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -44,14 +43,12 @@ class TrainSequence:
 
 
 def read_paragraphs(path: str | Path) -> list[str]:
-    """The `context` of every line of a `.jsonl[.gz]` paragraph file, in order."""
+    """The text of every line of a paragraph file (`train.file_texts`: `.jsonl[.gz]` or `.txt`), in order."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"paragraph file {path} not found; pass the SQuAD train paragraphs "
                          f"(../shared/data/squad/squad-train-v1.1.paragraphs.jsonl.gz)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line)["context"] for line in fh if line.strip()]
+    return list(file_texts(path))
 
 
 def question_order(n_paragraphs: int, seed: int) -> list[int]:

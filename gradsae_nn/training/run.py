@@ -18,9 +18,17 @@ from ..errors import OptionError, literal
 from ..models import LoadedModel, load_model
 from ..results.records import atomic_write_json, file_sha256, read_jsonl
 from .config import SAEQualityConfig, TrainSAEConfig, WriteQuestionsConfig
-from .corpus import TrainSequence, mixed, prompt_sequences, read_paragraphs, text_sequences, write_questions
+from .corpus import (
+    TrainSequence,
+    mixed,
+    prompt_sequences,
+    read_paragraphs,
+    text_sequences,
+    write_questions,
+)
 from .quality import SAMPLES, evaluate_sae, massive_threshold, measure, quality_sample
-from .train import TrainConfig, check_corpus, collect_activations, config_record, corpus_texts, train_sae
+from .texts import check_corpus, corpus_texts
+from .train import TrainConfig, collect_activations, config_record, train_sae
 
 THRESHOLD_SEQUENCES = 48  # corpus sequences the massive-token thresholds are measured on
 

@@ -17,16 +17,13 @@ by about `lr` per step.
 
 from __future__ import annotations
 
-import gzip
-import json
 import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import torch
 
-from ..errors import OptionError, UsageError
+from ..errors import OptionError
 from ..modes import check_mode
 from ..results.progress import make_progress
 from .config import Architecture
@@ -67,49 +64,15 @@ class TrainConfig:
     center: bool = False
 
 
-_TEXT_SUFFIXES = (".json", ".jsonl", ".gz", ".txt")
-
-
-def check_corpus(corpus: str) -> None:
-    """Refuse a corpus that looks like a file path but is not a file (a hub dataset name is left to `datasets`)."""
-    path = Path(corpus).expanduser()
-    looks_like_path = corpus.startswith(("/", ".", "~")) or path.suffix in _TEXT_SUFFIXES
-    if not path.is_file() and (looks_like_path or "/" not in corpus):
-        raise UsageError(f"corpus {corpus!r} not found; pass a .jsonl(.gz)/.txt file or a Hugging Face dataset name")
-
-
-def corpus_texts(corpus: str) -> Iterator[str]:
-    """Paragraphs of a corpus: a `.jsonl[.gz]` of `{"context": ...}` or `{"text": ...}` lines, a `.txt` file
-    (one paragraph per line), or a Hugging Face dataset name with a `text` column (online)."""
-    path = Path(corpus).expanduser()
-    if path.is_file():
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                if ".jsonl" in path.name:
-                    record = json.loads(line)
-                    text = record.get("context") or record.get("text")
-                    if text is None:
-                        raise UsageError(f"{path}: JSONL lines need a 'context' or 'text' field")
-                    yield text
-                else:
-                    yield line.rstrip("\n")
-        return
-    check_corpus(corpus)
-    from datasets import load_dataset
-
-    for row in load_dataset(corpus, split="train", streaming=True):
-        yield row["text"]
-
-
 def collect_activations(model: "LoadedModel", layers: list[int], sequences: Iterator["TrainSequence"],
                         n_tokens: int, thresholds: dict[int, float], batch_size: int = 8) -> dict[int, torch.Tensor]:
     """Residual activations `[n_tokens, d_model]` (fp16) per layer: every sequence's positions from its `start`
     on (position 0 never), massive tokens (norm above `thresholds[layer]`) left out, as in `quality`."""
     from ..core.generation import pad_id
-    from ..core.targets import ScoringInput, build_batch  # the same left-padded layout and position ids
+    from ..core.targets import (  # the same left-padded layout and position ids
+        ScoringInput,
+        build_batch,
+    )
 
     store = {layer: torch.empty(n_tokens, model.d_model, dtype=torch.float16) for layer in layers}
     filled = dict.fromkeys(layers, 0)
@@ -155,9 +118,15 @@ def train_sae(acts: torch.Tensor, cfg: TrainConfig, hook_name: str) -> "SparseAu
     """Train an SAE on `acts` `[n, d_in]` with SAELens and return it as an inference SAE (weights folded)."""
     from sae_lens import SAE
     from sae_lens.config import SAETrainerConfig
-    from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
+    from sae_lens.saes.jumprelu_sae import (
+        JumpReLUTrainingSAE,
+        JumpReLUTrainingSAEConfig,
+    )
     from sae_lens.saes.sae import SAEMetadata
-    from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
+    from sae_lens.saes.standard_sae import (
+        StandardTrainingSAE,
+        StandardTrainingSAEConfig,
+    )
     from sae_lens.training.sae_trainer import SAETrainer
 
     check_mode(cfg.architecture, Architecture, "architecture")
