@@ -175,3 +175,29 @@ def test_dead_fraction_agrees_with_full_evaluation(smollm):
         + 2 * dot_bound(centred.abs() @ sae.W_enc.abs() + sae.b_enc.abs(), 577)
     borderline = int(((pre.abs() <= moved).any(0) & ~(pre > moved).any(0)).sum())
     assert abs(cheap - full.dead_fraction) * sae.cfg.d_sae <= borderline, borderline
+
+
+def test_shared_prefix_collection_equals_whole_sequences(tmp_path):
+    """Prompts that skip the same head (instruction and demonstrations) run only their tails on one KV cache of
+    it; their activations equal those of whole left-padded sequences, up to two passes' rounding and fp16."""
+    from conftest import save_tiny_llama
+    from gradsae_nn.models import load_model
+    from gradsae_nn.training.corpus import TrainSequence
+    from gradsae_nn.training.train import collect_activations
+    from tolerance import network_rtol, unit_roundoff
+
+    model = load_model(str(save_tiny_llama(tmp_path)), device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    head = tuple(torch.randint(5, 200, (23,), generator=generator).tolist())
+    sequences = [TrainSequence(head + tuple(torch.randint(5, 200, (n,), generator=generator).tolist()), len(head))
+                 for n in (4, 11, 7, 15, 9, 2)]
+    n_tokens = sum(len(s.ids) - s.start for s in sequences)
+    kwargs = dict(layers=[0, 1], n_tokens=n_tokens, thresholds={0: 1e9, 1: 1e9}, batch_size=4)
+    shared = collect_activations(model, sequences=iter(sequences), share_prefix=True, **kwargs)
+    whole = collect_activations(model, sequences=iter(sequences), share_prefix=False, **kwargs)
+    for layer in (0, 1):
+        a, b = shared[layer].float(), whole[layer].float()
+        scale = b.abs().amax(dim=1, keepdim=True)
+        bound = 2 * network_rtol(model.config) * scale + 2 * unit_roundoff(torch.float16) * b.abs()
+        assert ((a - b).abs() <= bound).all(), float(((a - b).abs() - bound).max())
+        assert (b.abs().sum(1) > 0).all()                                  # every row was filled
