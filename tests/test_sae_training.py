@@ -183,7 +183,7 @@ def test_shared_prefix_collection_equals_whole_sequences(tmp_path):
     from conftest import save_tiny_llama
     from gradsae_nn.models import load_model
     from gradsae_nn.training.corpus import TrainSequence
-    from gradsae_nn.training.train import collect_activations
+    from gradsae_nn.training.collect import collect_activations
     from tolerance import network_rtol, unit_roundoff
 
     model = load_model(str(save_tiny_llama(tmp_path)), device="cpu")
@@ -201,3 +201,35 @@ def test_shared_prefix_collection_equals_whole_sequences(tmp_path):
         bound = 2 * network_rtol(model.config) * scale + 2 * unit_roundoff(torch.float16) * b.abs()
         assert ((a - b).abs() <= bound).all(), float(((a - b).abs() - bound).max())
         assert (b.abs().sum(1) > 0).all()                                  # every row was filled
+
+
+def test_an_interrupted_collection_resumes_from_its_shards(tmp_path):
+    """Collection checkpoints shards; one stopped mid-way (KeyboardInterrupt from the corpus) resumes to the
+    same activations as an uninterrupted run, without recomputing what the shards hold."""
+    from conftest import save_tiny_llama
+    from gradsae_nn.models import load_model
+    from gradsae_nn.training.collect import collect_activations
+    from gradsae_nn.training.corpus import TrainSequence
+
+    model = load_model(str(save_tiny_llama(tmp_path)), device="cpu")
+    generator = torch.Generator().manual_seed(1)
+    sequences = [TrainSequence(tuple(torch.randint(5, 200, (int(n),), generator=generator).tolist()))
+                 for n in torch.randint(6, 30, (40,), generator=generator)]
+    kwargs = dict(layers=[1], n_tokens=500, thresholds={1: 1e9}, batch_size=4, shard_tokens=100)
+    whole = collect_activations(model, sequences=iter(sequences), **kwargs)
+
+    served = []
+
+    def interrupted():
+        for seq in sequences:
+            if len(served) == 26:
+                raise KeyboardInterrupt
+            served.append(seq)
+            yield seq
+
+    with pytest.raises(KeyboardInterrupt):
+        collect_activations(model, sequences=interrupted(), shards=tmp_path / "shards", **kwargs)
+    progress = json.loads((tmp_path / "shards" / "progress.json").read_text())
+    assert progress and progress[-1]["filled"]["1"] >= 100                   # something was checkpointed
+    resumed = collect_activations(model, sequences=iter(sequences), shards=tmp_path / "shards", **kwargs)
+    assert torch.equal(resumed[1], whole[1])

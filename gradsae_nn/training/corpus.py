@@ -9,7 +9,7 @@ The rest are whole train paragraphs (BOS where the family uses one), at most `ma
 
 Every prompt of one template starts with the same tokens (instruction and demonstrations: ~60% of a
 prompt), whose activations are identical from prompt to prompt; they are kept in one prompt of every
-`PREFIX_EVERY` (position 0 is never kept, see `train.collect_activations`).
+`PREFIX_EVERY` (position 0 is never kept, see `collect.collect_activations`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,18 +18,12 @@ from ..data.prompts import get_template
 from ..errors import OptionError, literal
 from ..models import LoadedModel, load_model
 from ..results.records import atomic_write_json, file_sha256, read_jsonl
+from .collect import collect_activations
 from .config import SAEQualityConfig, TrainSAEConfig, WriteQuestionsConfig
-from .corpus import (
-    TrainSequence,
-    mixed,
-    prompt_sequences,
-    read_paragraphs,
-    text_sequences,
-    write_questions,
-)
+from .corpus import TrainSequence, mixed, prompt_sequences, read_paragraphs, text_sequences, write_questions
 from .quality import SAMPLES, evaluate_sae, massive_threshold, measure, quality_sample
 from .texts import check_corpus, corpus_texts
-from .train import TrainConfig, collect_activations, config_record, train_sae
+from .train import TrainConfig, config_record, train_sae
 
 THRESHOLD_SEQUENCES = 48  # corpus sequences the massive-token thresholds are measured on
 
@@ -81,12 +76,13 @@ def activations(config: TrainSAEConfig, model: LoadedModel, limits: dict[int, fl
     paths = {layer: folder / f"{config.model}-L{layer}-{config.tokens}-{keys[layer]}.pt" for layer in layers}
     if all(p.is_file() for p in paths.values()):
         return {layer: torch.load(p) for layer, p in paths.items()}
-    acts = collect_activations(model, layers, sequences, config.tokens, limits)
-    folder.mkdir(parents=True, exist_ok=True)
+    shards = folder / f".{config.model}-{config.tokens}-{'-'.join(f'L{layer}_{keys[layer]}' for layer in layers)}"
+    acts = collect_activations(model, layers, sequences, config.tokens, limits, shards=shards)
     for layer, path in paths.items():
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(acts[layer], tmp)
         tmp.replace(path)
+    shutil.rmtree(shards)
     return acts
 
 

@@ -1,8 +1,7 @@
 """Train SAEs for the embedded models with SAELens' `SAETrainer`, fed by our own activation iterator.
 
-The corpus mixes train paragraphs with prompts in the experiments' own template (`corpus`). Activations are
-collected with an nnsight trace stopped right after the deepest requested layer (several layers in one
-pass), stored in fp16, and leave out what `quality` leaves out: position 0 (an attention sink whose residual
+The corpus mixes train paragraphs with prompts in the experiments' own template (`corpus`). Activations come
+from `collect` (fp16); they leave out what `quality` leaves out: position 0 (an attention sink whose residual
 norm, ~22,000 on SmolLM2 vs ~175 elsewhere, would dominate the loss) and massive tokens (norm above 10× the
 median). Inputs are scaled to an expected norm of sqrt(d_in) during training
 (`normalize_activations="expected_average_only_in"`); SAELens folds that scale into the weights at the
@@ -19,19 +18,15 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
-from ..errors import OptionError
 from ..modes import check_mode
-from ..results.progress import make_progress
 from .config import Architecture
 
 if TYPE_CHECKING:
     from ..core.sae import SparseAutoencoder
-    from ..models import LoadedModel
-    from .corpus import TrainSequence
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -62,87 +57,6 @@ class TrainConfig:
     pre_act_loss: float | None = None
     seed: int = 0
     center: bool = False
-
-
-def collect_activations(model: "LoadedModel", layers: list[int], sequences: Iterator["TrainSequence"],
-                        n_tokens: int, thresholds: dict[int, float], batch_size: int = 8,
-                        share_prefix: bool = True) -> dict[int, torch.Tensor]:
-    """Residual activations `[n_tokens, d_model]` (fp16) per layer: every sequence's positions from its `start`
-    on (position 0 never), massive tokens (norm above `thresholds[layer]`) left out, as in `quality`.
-
-    share_prefix: sequences whose skipped head `ids[:start]` (start > 1: a prompt's instruction and
-        demonstrations, the same in every prompt) is shared run only their own tail, on a KV cache of that
-        head computed once; the tails are right-padded so each keeps its own positions. Same activations as
-        whole sequences (up to rounding; `tests/test_sae_training.py`), about half the compute for prompts.
-    """
-    store = {layer: torch.empty(n_tokens, model.d_model, dtype=torch.float16) for layer in layers}
-    filled = dict.fromkeys(layers, 0)
-    heads: dict[tuple[int, ...], Any] = {}
-    with make_progress() as progress:
-        task = progress.add_task(f"activations L{','.join(map(str, layers))}", total=n_tokens)
-        while min(filled.values()) < n_tokens:
-            chunk = [s for _, s in zip(range(batch_size), sequences)]
-            if not chunk:
-                raise OptionError(f"the corpus ran out after {min(filled.values())} tokens; ask for fewer {{tokens}}")
-            groups: dict[tuple[int, ...], list] = {}
-            for seq in chunk:
-                groups.setdefault(seq.ids[:seq.start] if share_prefix and seq.start > 1 else (), []).append(seq)
-            for head, group in groups.items():
-                saved, keep = (_tail_pass(model, layers, group, head, heads) if head
-                               else _whole_pass(model, layers, group))
-                for layer in layers:
-                    x = saved[layer].float().cpu()
-                    rows = x[keep & (x.norm(dim=-1) <= thresholds[layer])]
-                    n = min(rows.shape[0], n_tokens - filled[layer])
-                    store[layer][filled[layer]:filled[layer] + n] = rows[:n].to(torch.float16)
-                    filled[layer] += n
-            progress.update(task, completed=min(filled.values()))
-    return store
-
-
-def _whole_pass(model: "LoadedModel", layers: list[int], group: list) -> tuple[dict, torch.Tensor]:
-    """Layer outputs `[batch, width, d]` of whole left-padded sequences, and the mask of positions to keep."""
-    from ..core.generation import pad_id
-    from ..core.targets import ScoringInput, build_batch  # the same left-padded layout and position ids
-
-    batch = build_batch([ScoringInput(s.ids[:-1], s.ids[-1:]) for s in group], pad_id(model))
-    width = batch.input_ids.shape[1]
-    starts = torch.tensor([width - len(s.ids) + s.start for s in group])[:, None]
-    keep = batch.attention_mask.bool() & (torch.arange(width)[None, :] >= starts)
-    return _layer_outputs(model, layers, batch.model_inputs(model.device)), keep
-
-
-def _tail_pass(model: "LoadedModel", layers: list[int], group: list, head: tuple[int, ...],
-               heads: dict) -> tuple[dict, torch.Tensor]:
-    """Layer outputs of each sequence's tail `ids[len(head):]` (right-padded) on the head's KV cache."""
-    import copy
-
-    from ..core.generation import pad_id
-
-    if head not in heads:
-        with torch.no_grad(), model.lm.trace(torch.tensor([head], device=model.device), use_cache=True,
-                                             logits_to_keep=1):
-            heads[head] = model.lm.output.past_key_values.save()
-    cache = copy.deepcopy(heads[head])
-    cache.batch_repeat_interleave(len(group))
-    tails = [s.ids[len(head):] for s in group]
-    width = max(map(len, tails))
-    ids = torch.full((len(group), width), pad_id(model), dtype=torch.long)
-    mask = torch.zeros(len(group), width, dtype=torch.long)
-    for row, tail in enumerate(tails):
-        ids[row, :len(tail)], mask[row, :len(tail)] = torch.tensor(tail), 1
-    inputs = {"input_ids": ids.to(model.device), "past_key_values": cache,
-              "attention_mask": torch.cat([torch.ones(len(group), len(head), dtype=torch.long), mask], 1).to(model.device)}
-    return _layer_outputs(model, layers, inputs), mask.bool()
-
-
-def _layer_outputs(model: "LoadedModel", layers: list[int], inputs: dict) -> dict:
-    saved = {}
-    with torch.no_grad(), model.lm.trace(inputs) as tracer:
-        for layer in sorted(layers):
-            saved[layer] = model.layer(layer).output.save()
-        tracer.stop()                                                       # skip the layers above the deepest
-    return saved
 
 
 def activation_batches(acts: torch.Tensor, batch_size: int, seed: int, mean: torch.Tensor | None = None,
