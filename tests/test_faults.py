@@ -376,3 +376,31 @@ def test_tables_say_what_a_reader_would_otherwise_miss(tiny_dirs, tmp_path):
     csv_text = (stats_out / "table.csv").read_text()
     assert csv_text.startswith("quantity,ours,paper,unit") and len(csv_text.splitlines()) == 9
     assert (stats_out / "plot.png").stat().st_size > 1000
+
+
+def _gz(path, data):
+    import gzip
+
+    path.write_bytes(gzip.compress(data))
+    return path
+
+
+@pytest.mark.parametrize("name, make, needles", [
+    ("bad-line.jsonl", lambda p: p.write_text('{"context": "a"}\n{"context": "b"\n{"context": "c"}\n'),
+     ["line 2 is not JSON", "fix or remove it"]),
+    ("latin1.jsonl", lambda p: p.write_bytes('{"context": "a"}\n{"context": "caf\u00e9"}\n'.encode("latin-1")),
+     ["line 2 is not UTF-8", "re-encode the file as UTF-8"]),
+    ("fake.jsonl.gz", lambda p: p.write_text('{"context": "a"}\n'), ["not a valid gzip file", "drop the .gz"]),
+    ("array.jsonl", lambda p: p.write_text(json.dumps([{"context": "a"}, {"context": "b"}])),
+     ["line 1 is a JSON array", "JSON Lines"]),
+    ("no-text.jsonl.gz", lambda p: _gz(p, b'{"title": "a"}\n'), ["line 1 is an object without a 'context'"]),
+])
+def test_bad_training_corpus_is_named_by_line(tmp_path, name, make, needles):
+    """Issue 19.4: train_sae.py reads a corpus file through before the model loads; a bad one gets one line
+    naming the line and the fix, exit 2, nothing written."""
+    corpus = tmp_path / name
+    make(corpus)
+    proc = script("train_sae", "--model", "smollm2-135m-it", "--layer", "1", "--tokens", "1000", "--corpus", corpus,
+                  "--out", tmp_path / "o", cwd=tmp_path, timeout=120)
+    one_line_error(proc, 2, name, *needles)
+    assert not (tmp_path / "o").exists()

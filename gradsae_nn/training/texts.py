@@ -31,14 +31,18 @@ def file_texts(path: Path) -> Iterator[str]:
     field, or a file that is not the gzip it claims to be, raises a one-line `UsageError` naming the line."""
     opener = gzip.open if path.suffix == ".gz" else open
     jsonl = ".jsonl" in path.name
-    n = 0
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
+        with opener(path, "rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise UsageError(f"{path}: line {n} is not UTF-8 ({exc.reason} at byte {exc.start}); "
+                                     f"re-encode the file as UTF-8") from None
                 if not line.strip():
                     continue
                 if not jsonl:
-                    yield line.rstrip("\n")
+                    yield line.rstrip("\r\n")
                     continue
                 try:
                     record = json.loads(line)
@@ -52,9 +56,6 @@ def file_texts(path: Path) -> Iterator[str]:
                     raise UsageError(f"{path}: line {n} is {what}; each line must be one object like "
                                      f"{{\"context\": \"...\"}} (JSON Lines, not one JSON document)")
                 yield text
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: line {n + 1} is not UTF-8 ({exc.reason} at byte {exc.start}); re-encode the "
-                         f"file as UTF-8") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise UsageError(f"{path}: not a valid gzip file ({exc}); gzip it again, or drop the .gz suffix if it "
                          f"is plain text") from None
