@@ -100,3 +100,17 @@ def make_sae(architecture: str, d_in: int, d_sae: int = 2048, layer: int = 6, se
             sae.threshold.copy_(torch.rand(d_sae) * resid_std)
     sae.requires_grad_(False)
     return sae
+
+
+TINY_LAYER = 1
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    """A random 2-layer Llama with SmolLM2's tokenizer and a random SAE at `TINY_LAYER`, saved once per module
+    (the fault-injection suites run the scripts on them)."""
+    from gradsae_nn.models import load_model
+
+    model_dir = save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    tiny = load_model(str(model_dir), device="cpu")
+    return model_dir, save_tiny_sae(tiny, tmp_path_factory.mktemp("tiny-sae"), TINY_LAYER)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import save_tiny_llama, save_tiny_sae
+from conftest import save_tiny_llama, save_tiny_sae, TINY_LAYER
 from gradsae_nn.cli import run
 from gradsae_nn.core.editing import edited_generate
 from gradsae_nn.data.metrics import qa_score
@@ -29,8 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import perturb  # noqa: E402
 import stats  # noqa: E402
 import steer  # noqa: E402
-
-TINY_LAYER = 1
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def network_timeouts(seconds: float) -> Iterator[None]:
     handshake and the first message; nnsight's status loop treats later timeouts as "still running").
 
     Pitfall: nnsight opens its websocket with no timeout and reads HTTP replies for up to 600 s, so a host
-    that accepts the connection and never answers hangs a run forever. Checked by `tests/test_faults.py`
+    that accepts the connection and never answers hangs a run forever. Checked by `tests/test_faults_remote.py`
     against a silent server on 127.0.0.1.
     """
     import websocket
