@@ -10,9 +10,10 @@ from gradsae_nn.cli import parse, parser_for
 from gradsae_nn.config import (AnswerRunConfig, PerturbConfig, StatsConfig, SteerConfig, SweepConfig, fields_of)
 from gradsae_nn.errors import OptionError
 from gradsae_nn.runs.outputs import output_dir
-from gradsae_nn.training.config import DeadLatentsConfig, TrainSAEConfig
+from gradsae_nn.training.config import SAEQualityConfig, TrainSAEConfig, WriteQuestionsConfig
 
-CONFIGS = [AnswerRunConfig, PerturbConfig, SteerConfig, StatsConfig, SweepConfig, TrainSAEConfig, DeadLatentsConfig]
+CONFIGS = [AnswerRunConfig, PerturbConfig, SteerConfig, StatsConfig, SweepConfig, TrainSAEConfig, SAEQualityConfig,
+           WriteQuestionsConfig]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
