@@ -40,7 +40,7 @@ def rows_batching(ctx: Context, n: int) -> list[Row]:
         def run() -> None:
             for chunk in [pairs] if batched else [[pair] for pair in pairs]:
                 edited_generate(ctx.model, ctx.sae, ctx.layer, [p for p, _ in chunk], [e for _, e in chunk], tokens,
-                                stop_at_newline=False)
+                                stop="length")
         return run
 
     rows = []

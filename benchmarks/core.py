@@ -61,7 +61,7 @@ def hf_generate(ctx: Context, prompts: list[tuple[int, ...]], new_tokens: int) -
 def ours_generate(ctx: Context, index: int) -> list[list[int]]:
     """The library's edited generate of example `index` with its edit, exactly `ctx.gen_tokens` tokens."""
     return edited_generate(ctx.model, ctx.sae, ctx.layer, [ctx.inputs[index].prompt_ids], [ctx.edits[index]],
-                           ctx.gen_tokens, stop_at_newline=False)
+                           ctx.gen_tokens, stop="length")
 
 
 def row_scoring(ctx: Context) -> Row:

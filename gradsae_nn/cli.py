@@ -59,7 +59,9 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         text = meta["help"].replace("%", "%%")  # argparse expands %-formats in help
         kwargs: dict[str, Any] = {"dest": name, "default": f.default,
                                   "help": f"{text} (default: {str(shown).replace('%', '%%')})"}
-        if kind is bool:
+        if kind is bool and f.default is None:  # governed by --protocol: on, off, or the protocol's choice
+            kwargs.update(action=argparse.BooleanOptionalAction)
+        elif kind is bool:
             kwargs.update(action="store_true", help=f"{text} (default: off)")
         elif get_origin(kind) is tuple:
             kwargs.update(nargs="+", type=get_args(kind)[0])

@@ -11,8 +11,24 @@ Dtype = Literal["float32", "bfloat16", "float16"]
 SpliceMode = Literal["lossless", "reconstruct"]
 """lossless: model outputs unchanged, gradients reach the latents; reconstruct: the model runs on the SAE's
 reconstruction (the authors' code)."""
-Target = Literal["answer-logprob", "answer-prob", "first-token-prob"]
+Target = Literal["answer-logprob", "answer-prob", "first-token-prob", "format-token-prob"]
 """The target T whose gradient scores latents (see `core.targets`)."""
+ScoredPositions = Literal["prompt", "all-at-target-step"]
+"""Which positions' `relu(∂T/∂h·h)` are averaged: the prompt (first token left out unless `include_bos`), or
+every position of the sequence at the target's step (BOS, prompt and the generated prefix; the authors' code)."""
+AnswerFormat = Literal["line", "brackets"]
+"""line: the answer is the completion's first non-empty line, generation stops at a newline; brackets: the
+first `[...]` of the completion with `[`, `]`, `=` removed, generation stops at end-of-sequence only (the
+authors' "Result = [[ label ]]" format)."""
+AnswerSplice = Literal["none", "reconstruct"]
+"""How the correct set is found: on the original model, or with the SAE's reconstruction spliced in (the
+authors' code)."""
+Protocol = Literal["project", "authors"]
+"""A named preset of every option above (see `config.presets`): the project's principled defaults, or the
+authors' code as published."""
+Stop = Literal["newline", "eos", "length"]
+"""When greedy generation stops: at a newline or end-of-sequence, at end-of-sequence only, or after exactly
+`max_new_tokens` (benchmarks)."""
 EditImpl = Literal["auto", "sliced", "full"]
 """sliced: only the edited latents' rows (ReLU/JumpReLU); full: whole encode/decode; auto: sliced where exact."""
 Scoring = Literal["trace", "x-grad"]
@@ -20,8 +36,10 @@ Scoring = Literal["trace", "x-grad"]
 Method = Literal["gradsae", "baseline"]
 """How latents are ranked: GradSAE's influence score, or the baseline's mean activation."""
 Which = Literal["top", "bottom"]
-Positions = Literal["all", "last"]
-"""Where an edit applies: every prompt and generated token, or only the last prompt token (prompt pass)."""
+Positions = Literal["all", "last", "current"]
+"""Where an edit applies: every prompt and generated token; only the last prompt token (prompt pass); or the
+newest token of every step only, earlier tokens recomputed unedited (the authors' no-cache loop; see
+`core.current`)."""
 ValueSource = Literal["mean-activation", "last-activation", "score"]
 PartnerPool = Literal["correct", "any"]
 Population = Literal["correct", "answered"]

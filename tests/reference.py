@@ -61,7 +61,7 @@ def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answe
     columns = [p - 1 + j + logit_shift for j in range(len(answer_ids))]
     logp = torch.stack([logits[c].log_softmax(-1)[tok] for c, tok in zip(columns, answer_ids)])
     value = {"answer-logprob": logp.sum(), "answer-prob": logp.sum().exp(),
-             "first-token-prob": logp[0].exp()}[target]
+             "first-token-prob": logp[0].exp(), "format-token-prob": logp[-1].exp()}[target]
     (grad,) = torch.autograd.grad(value, store["h"])
     start = 0 if include_bos else 1
     h = store["h"][0, start:p].detach()
@@ -148,3 +148,91 @@ def reference_next_logits(hf_model, prompt_ids, tokens, sae=None, layer=None, ze
     finally:
         if handle is not None:
             handle.remove()
+
+
+class AuthorsRun(NamedTuple):
+    """What the authors' loop (`authors_loop`) produced for one prompt.
+
+    tokens: the generated ids (EOS included when it stopped there). step: the index in `tokens` of the scored
+    format token, or None; target: its probability at that step; scores: `[d_sae]` mean over every position of
+    relu(∂target/∂h · h) at that step; n_active_last: latents ≠ 0 at that step's last position.
+    """
+
+    tokens: list
+    step: int | None
+    target: float | None
+    scores: torch.Tensor | None
+    n_active_last: int | None
+
+
+def authors_loop(hf_model, tokenizer, sae, layer, prompt_ids, max_new_tokens=50, eos=(), zero=(), inject=(),
+                 positions="all", score=False):
+    """The authors' generation loop, rewritten from their description (no KV cache, no nnsight): each step re-runs
+    the whole sequence with a hook returning `decode(encode(x))` (no error term), the latents `zero` set to 0
+    and `inject` set to their values at every position (`positions="all"`) or at position −1 only
+    (`"current"`); greedy; stops after an id in `eos`. With `score`, every step whose greedy token's text
+    contains "[" backpropagates that token's probability to `h` and overwrites the step's scores, so the last
+    such step is kept (their record is a dict entry rewritten at each such step).
+    """
+    ids = list(prompt_ids)
+    run = {"step": None, "target": None, "scores": None, "n_active_last": None}
+    for step in range(max_new_tokens):
+        store = {}
+
+        def hook(_module, _inputs, output):
+            x = output[0] if isinstance(output, tuple) else output
+            h = sae_encode(sae, x.detach()).clone()
+            where = slice(None) if positions == "all" else slice(-1, None)
+            for latent in zero:
+                h[:, where, latent] = 0.0
+            for latent, value in inject:
+                h[:, where, latent] = value
+            h.requires_grad_(True)
+            store["h"] = h
+            return sae_decode(sae, h)
+
+        handle = hf_model.model.layers[layer].register_forward_hook(hook)
+        try:
+            with torch.enable_grad():
+                logits = hf_model(torch.tensor([ids]), use_cache=False).logits[0, -1]
+                probs = logits.float().softmax(-1)
+                token = int(probs.argmax())
+                if score and "[" in tokenizer.decode([token]):
+                    (grad,) = torch.autograd.grad(probs[token], store["h"])
+                    h = store["h"][0].detach()
+                    run.update(step=step, target=float(probs[token]),
+                               scores=torch.relu(grad[0] * h).mean(0), n_active_last=int((h[-1] != 0).sum()))
+        finally:
+            handle.remove()
+        ids.append(token)
+        if token in eos:
+            break
+    return AuthorsRun(ids[len(prompt_ids):], **run)
+
+
+def authors_k(n_active_last):
+    """Their K: half the latents active at the last position, rounded down."""
+    return n_active_last // 2
+
+
+def authors_select(scores, k):
+    """Their TopK (first K of a descending sort over all latents; ties by lower id here, as theirs is
+    unspecified) and BottomK (the K smallest non-zero scores, ascending)."""
+    import numpy as np
+
+    values = scores.detach().numpy()
+    top = np.argsort(-values, kind="stable")[:k].tolist()
+    nonzero = np.nonzero(values)[0]
+    bottom = nonzero[np.argsort(values[nonzero], kind="stable")][:k].tolist()
+    return top, bottom
+
+
+def authors_extract(completion):
+    """Their answer extraction: the first `[...]` match (else the whole text), then `[`, `]`, `=` removed."""
+    import re
+
+    text = completion.replace("<end_of_turn>", "")
+    match = re.search(r"\[\s*(.*?)\s*\]", text)
+    if match:
+        text = match.group(1)
+    return text.replace("[", "").replace("]", "").replace("=", "").strip()

@@ -69,3 +69,39 @@ def test_a_sweep_layer_is_exactly_a_perturbation_run():
     assert output_dir(run, "perturb", 6).name == "smollm2-135m-it-L6-seed_2-k_50%"
     with pytest.raises(OptionError, match="drop {sae}/{out}|drop sae/out"):
         SweepConfig(out="x")
+
+
+def test_protocol_presets_fill_what_is_not_given_and_name_the_folder():
+    project, authors = parse(PerturbConfig, [], "doc"), parse(PerturbConfig, ["--protocol", "authors"], "doc")
+    assert (project.data.max_new_tokens, project.method.splice, project.method.target, project.method.pad_topk) == \
+        (16, "lossless", "answer-logprob", False)
+    assert (authors.data.prompt, authors.data.max_new_tokens, authors.data.answer_format, authors.data.correct_f1) == \
+        ("authors-open-turn", 50, "brackets", 0.9)
+    assert (authors.method.splice, authors.method.answer_splice, authors.method.target, authors.method.scored_positions,
+            authors.method.pad_topk) == ("reconstruct", "reconstruct", "format-token-prob", "all-at-target-step", True)
+    assert PerturbConfig(protocol="authors") == authors                   # the library resolves the same way
+    assert output_dir(authors, "perturb", 15).name == "smollm2-135m-it-L15-protocol_authors"
+    # explicit options win over the preset, and the folder names what was set against it
+    mixed = parse(PerturbConfig, ["--protocol", "authors", "--no-pad-topk", "--splice", "lossless",
+                                  "--answer-splice", "none"], "doc")
+    assert (mixed.method.pad_topk, mixed.method.splice, mixed.method.target) == (False, "lossless", "format-token-prob")
+    assert output_dir(mixed, "perturb", 15).name == \
+        "smollm2-135m-it-L15-protocol_authors-answer_splice_none-splice_lossless-pad_topk_False"
+    # single pieces under the project protocol
+    assert output_dir(parse(PerturbConfig, ["--pad-topk", "--target", "format-token-prob"], "doc"), "perturb", 15).name \
+        == "smollm2-135m-it-L15-target_format-token-prob-pad_topk_True"
+    steer = parse(SteerConfig, ["--protocol", "authors"], "doc")
+    assert (steer.steering.positions, steer.steering.value_source, steer.steering.partner_seed) == ("current", "score", 42)
+    with pytest.raises(SystemExit):
+        parse(PerturbConfig, ["--protocol", "paper"], "doc")
+
+
+def test_project_runs_record_no_option_added_later():
+    """Folders written before the protocols existed must still resume: a project run records exactly the options
+    it recorded then."""
+    from gradsae_nn.config import result_options
+
+    recorded = result_options(parse(SteerConfig, [], "doc"))
+    assert not {"protocol", "answer_format", "answer_splice", "scored_positions", "pad_topk"} & set(recorded)
+    assert {"protocol", "pad_topk", "scored_positions"} <= set(result_options(parse(SteerConfig, ["--protocol",
+                                                                                                   "authors"], "doc")))

@@ -106,7 +106,7 @@ def score_tolerances(config, ex, ref, target):
     """The tolerances of `score_errors` (see tests/tolerance.py): the target is one forward pass of logits
     whose size is `ref.logit_scale`, summed over the answer tokens it reads; GradSAE needs a forward and a
     backward; the activations a forward."""
-    n_read = 1 if target == "first-token-prob" else len(ex.answer_ids)
+    n_read = 1 if target in ("first-token-prob", "format-token-prob") else len(ex.answer_ids)
     return (log_prob_tol(config, ref.logit_scale, n_read), network_rtol(config, passes=2), network_rtol(config))
 
 

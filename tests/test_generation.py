@@ -59,3 +59,18 @@ def test_batched_equals_unbatched(fixture, request, dev_examples):
         for other in (batched[i], unshared[i], short_batch.get(i, single[i])):
             assert_same_greedy(other, single[i], gap_at, model.config, what=f"row {i}")
     assert all(len(row) > 0 for row in batched)
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("Result = [[ Denver Broncos ]]", "Denver Broncos"),
+    ("Result = [[Santa Clara, California]]\nBecause ...", "Santa Clara, California"),
+    ("The answer is Paris.", "The answer is Paris."),            # no brackets: the whole completion
+    ("Result = [ 1867 ]", "1867"),
+    ("Result = [[ a ]] or [[ b ]]", "a"),                        # the first match
+])
+def test_bracket_extractor_is_the_authors(text, answer):
+    from gradsae_nn.core.generation import extract_answer
+
+    from reference import authors_extract
+
+    assert extract_answer(text, "brackets") == answer == authors_extract(text)

@@ -45,3 +45,15 @@ def test_unknown_prompt_and_style_mismatch(smollm, gemma):
         get_template("nope", smollm)
     with pytest.raises(UsageError, match="needs a chat template"):
         get_template("chat-span-2shot", gemma)
+
+
+def test_authors_prompt_is_their_turn_left_open(smollm, gemma, dev_examples):
+    ex = dev_examples[0]
+    text = smollm.tokenizer.decode(prompt_ids(smollm, get_template("authors-open-turn", smollm), ex))
+    turn = (f"<|im_start|>user\nAnswer the following question based on the context.\nContext:\n{ex.context}\n\n"
+            f"Question:\n{ex.question}\n\nPlease organize your final answer in this format: \"Result = [[ label ]]\"\n")
+    assert text.endswith(turn)                                  # no end-of-turn, no assistant header
+    assert text.startswith("<|im_start|>system\n")              # the template's default system turn stays
+    assert text.count("<|im_end|>") == 1
+    with pytest.raises(UsageError, match="needs a chat template"):
+        get_template("authors-open-turn", gemma)               # a base model has no chat markup to put it in

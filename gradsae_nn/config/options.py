@@ -13,8 +13,9 @@ from ..errors import OptionError, literal
 
 DEFAULT_KS = ("1", "10", "20", "30", "50%")
 # The order in which result-changing options appear in a results folder's name (after `sae`).
-RESULT_ORDER = ("data", "seed", "prompt", "splice", "target", "include_bos", "edit_impl", "scoring", "correct_f1",
-                "max_new_tokens", "dtype", "k", "partner_seed", "partners", "value_source", "positions", "population")
+RESULT_ORDER = ("protocol", "data", "seed", "prompt", "answer_format", "answer_splice", "splice", "target",
+                "scored_positions", "include_bos", "pad_topk", "edit_impl", "scoring", "correct_f1", "max_new_tokens",
+                "dtype", "k", "partner_seed", "partners", "value_source", "positions", "population")
 
 
 def option(default: Any, help: str, *, result: bool = False, flags: tuple[str, ...] | None = None,
@@ -74,17 +75,27 @@ def build(cls: type, values: dict[str, Any]) -> Any:
 
 
 def result_options(config: Any) -> dict[str, Any]:
-    """The result-changing options of `config` with their values, in `RESULT_ORDER`."""
+    """The result-changing options of `config` with their values, in `RESULT_ORDER`. Under the project protocol,
+    an option added after results folders existed (`presets.LATER_OPTIONS`) is left out while it has its value
+    from before then, so those folders still resume; under any other protocol every option is there."""
+    from .presets import LATER_OPTIONS
+
     present = dict(leaves(config))
-    return {name: present[name] for name in RESULT_ORDER if name in present}
+    legacy = present.get("protocol", "project") == "project"
+    return {name: present[name] for name in RESULT_ORDER
+            if name in present and not (legacy and name in LATER_OPTIONS and present[name] == LATER_OPTIONS[name])}
 
 
-def result_defaults(cls: type) -> dict[str, Any]:
-    """The default values of `cls`'s result-changing options, as a default run resolves them (scoring: trace)."""
-    return result_options(cls())
+def result_defaults(cls: type, protocol: str = "project") -> dict[str, Any]:
+    """The default values of `cls`'s result-changing options under `protocol`, as a default run resolves them
+    (scoring: trace)."""
+    return result_options(cls(protocol=protocol))
 
 
 def changed_result_options(config: Any) -> dict[str, Any]:
-    """The result-changing options whose value differs from the default of `config`'s class."""
-    defaults = result_defaults(type(config))
-    return {name: value for name, value in result_options(config).items() if value != defaults[name]}
+    """The result-changing options whose value differs from its protocol's default for `config`'s class: the
+    protocol itself when not the project's, then the options set against it."""
+    defaults = result_defaults(type(config), getattr(config, "protocol", "project"))
+    options = result_options(config)
+    return {name: value for name, value in options.items()
+            if name == "protocol" or value != defaults.get(name)}

@@ -9,8 +9,10 @@ from ..data.squad import HUB_DATASET, PACKAGED_DEV
 from ..errors import OptionError, literal
 from ..models import DEFAULT_MODEL, known_model_names
 from ..models.registry import check_model_name
-from ..modes import Dtype, EditImpl, Scoring, SpliceMode, Target, check_mode
+from ..modes import (AnswerFormat, AnswerSplice, Dtype, EditImpl, ScoredPositions, Scoring, SpliceMode, Target,
+                     check_mode)
 from .options import option, positive
+from .presets import preset_text
 
 
 @dataclass(frozen=True)
@@ -68,15 +70,23 @@ class DataConfig:
                                      "kept together, so a larger limit extends a smaller one", default_text="all")
     seed: int = option(0, "seed for the example sample", result=True)
     prompt: str | None = option(None, "prompt template", result=True, choices=tuple(sorted(PROMPTS)),
-                                default_text="the measured best for the model's style: chat-span-3shot for "
-                                             "instruct models, fewshot-3shot for base models")
-    max_new_tokens: int = option(16, "greedy tokens per answer, edited or not", result=True)
+                                default_text="project: the measured best for the model's style (chat-span-3shot "
+                                             "for instruct models, fewshot-3shot for base models); authors: "
+                                             "authors-open-turn (from --protocol)")
+    max_new_tokens: int | None = option(None, "greedy tokens per answer, edited or not", result=True,
+                                        default_text=preset_text("max_new_tokens"))
+    answer_format: AnswerFormat | None = option(None, "line: the first line of the completion is the answer, "
+                                                      "generation stops at a newline; brackets: the authors' "
+                                                      "'Result = [[ label ]]', generation stops at end-of-sequence",
+                                                result=True, default_text=preset_text("answer_format"))
     correct_f1: float | None = option(None, "count an answer correct when F1 >= this (the authors' code used 0.9)",
-                                      result=True, default_text="EM = 1")
+                                      result=True, default_text="project: EM = 1; authors: 0.9 (from --protocol)")
 
     def __post_init__(self) -> None:
         positive(self.limit, "limit")
         positive(self.max_new_tokens, "max_new_tokens")
+        if self.answer_format is not None:
+            check_mode(self.answer_format, AnswerFormat, "answer_format")
         if self.prompt is not None and self.prompt not in PROMPTS:
             raise OptionError(f"unknown {{prompt}} {literal(self.prompt)}; known prompts: {', '.join(PROMPTS)}")
         if self.correct_f1 is not None and not 0.0 <= self.correct_f1 <= 1.0:
@@ -93,12 +103,23 @@ class MethodConfig:
     sae: str | None = option(None, "shipped SAE name (e.g. smollm2-135m-it/L15), a SAELens SAE folder, or "
                                    "release:sae_id (SAELens registry; needs the hub)",
                              default_text="the model's shipped SAE at --layer")
-    splice: SpliceMode = option("lossless", "lossless: model outputs unchanged, gradients reach the latents; "
-                                            "reconstruct: the model runs on the SAE reconstruction (the authors' code)",
-                                result=True)
-    target: Target = option("answer-logprob", "p(Y|H) whose gradient scores latents: teacher-forced log-prob of the "
-                                              "model's own greedy answer, its probability, or the first answer "
-                                              "token's probability", result=True)
+    splice: SpliceMode | None = option(None, "lossless: model outputs unchanged, gradients reach the latents; "
+                                             "reconstruct: the model runs on the SAE reconstruction (the authors' "
+                                             "code)", result=True, default_text=preset_text("splice"))
+    answer_splice: AnswerSplice | None = option(None, "find the correct set on the original model (none) or with the "
+                                                      "SAE reconstruction spliced in (reconstruct, the authors' code)",
+                                                result=True, default_text=preset_text("answer_splice"))
+    target: Target | None = option(None, "p(Y|H) whose gradient scores latents: teacher-forced log-prob of the "
+                                         "model's own greedy answer, its probability, the first answer token's "
+                                         "probability, or the probability of the format token '[' at its step "
+                                         "(the authors' code)", result=True, default_text=preset_text("target"))
+    scored_positions: ScoredPositions | None = option(None, "positions averaged into a score: the prompt, or every "
+                                                            "position of the sequence at the target's step (BOS, "
+                                                            "prompt, generated prefix)", result=True,
+                                                      default_text=preset_text("scored_positions"))
+    pad_topk: bool | None = option(None, "TopK over all latents, zero-score ones filling it up when fewer than K "
+                                         "are positive (the authors' code); else only positive scores",
+                                   result=True, default_text=preset_text("pad_topk"))
     include_bos: bool = option(False, "also score the first prompt token (an attention sink with ~100x the residual "
                                       "norm)", result=True)
     edit_impl: EditImpl = option("auto", "sliced: only the edited latents' rows (ReLU/JumpReLU); full: whole "
@@ -109,12 +130,15 @@ class MethodConfig:
                                      default_text="trace, x-grad with --remote")
 
     def __post_init__(self) -> None:
-        check_mode(self.splice, SpliceMode, "splice")
-        check_mode(self.target, Target, "target")
+        for value, mode, name in ((self.splice, SpliceMode, "splice"), (self.target, Target, "target"),
+                                  (self.answer_splice, AnswerSplice, "answer_splice"),
+                                  (self.scored_positions, ScoredPositions, "scored_positions")):
+            if value is not None:
+                check_mode(value, mode, name)
         check_mode(self.edit_impl, EditImpl, "edit_impl")
         if self.scoring is not None:
             check_mode(self.scoring, Scoring, "scoring")
-        if self.scoring == "x-grad" and self.splice != "lossless":
+        if self.scoring == "x-grad" and self.splice not in (None, "lossless"):
             raise OptionError("{scoring} x-grad is exact only for {splice} lossless; use {scoring} trace with "
                               "{splice} reconstruct")
 

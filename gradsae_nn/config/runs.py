@@ -8,15 +8,20 @@ from typing import Any
 
 from ..core.selection import parse_ks
 from ..errors import OptionError
-from ..modes import PartnerPool, Population, Positions, ValueSource, check_mode
+from ..modes import PartnerPool, Population, Positions, Protocol, ValueSource, check_mode
 from .options import DEFAULT_KS, leaves, option, part, positive
 from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
+from .presets import preset_text, resolve
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """What every script shares: model, remote server, questions, batch size and output folder."""
 
+    protocol: Protocol = option("project", "the preset every option marked '(from --protocol)' defaults from: the "
+                                           "project's principled method, or the authors' code as published "
+                                           "(docs/method.md, 'Protocols'); options given explicitly win",
+                                result=True)
     model: ModelConfig = part(ModelConfig)
     remote: RemoteConfig = part(RemoteConfig)
     data: DataConfig = part(DataConfig)
@@ -27,6 +32,7 @@ class RunConfig:
                                  default_text="results/answer/<model>-<prompt>[-<option>_<value>...]")
 
     def __post_init__(self) -> None:
+        resolve(self, self.protocol)
         positive(self.batch_size, "batch_size")
 
     def flat(self) -> dict[str, Any]:
@@ -84,14 +90,19 @@ class SteeringConfig:
     partner_seed: int = option(42, "seed for choosing partners", result=True)
     partners: PartnerPool = option("correct", "partner pool: other correctly answered questions on the context, or "
                                               "any answered one", result=True)
-    value_source: ValueSource = option("mean-activation", "values injected for the partner's latents", result=True)
-    positions: Positions = option("all", "edit every token, or only the last prompt token (the authors' final "
-                                         "version)", result=True)
+    value_source: ValueSource | None = option(None, "values injected for the partner's latents", result=True,
+                                              default_text=preset_text("value_source"))
+    positions: Positions | None = option(None, "edit every token; only the last prompt token, in the prompt pass; "
+                                               "or the newest token of every step, earlier ones unedited (current: "
+                                               "the authors' no-cache loop, exactly)", result=True,
+                                         default_text=preset_text("positions"))
 
     def __post_init__(self) -> None:
         check_mode(self.partners, PartnerPool, "partners")
-        check_mode(self.value_source, ValueSource, "value_source")
-        check_mode(self.positions, Positions, "positions")
+        if self.value_source is not None:
+            check_mode(self.value_source, ValueSource, "value_source")
+        if self.positions is not None:
+            check_mode(self.positions, Positions, "positions")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Each row of the batch has its own `LatentEdit`. With positions `all` the edit applies at every token of
 the prompt pass and at every generated token; with `last` only at the last prompt token, in the prompt
-pass (the authors' final steering version).
+pass; with `current` at the newest token of every step only, earlier tokens unedited (the authors' final
+steering version, `core.current`).
 
 nnsight pitfall (0.8.1) — Symptom: the generated ids come back undefined after an edit loop. Cause:
 generation stops early (newline stop string, EOS), so a loop over `tracer.iter[:n]` asks for steps that
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from ..errors import OptionError
 from ..modes import Positions, SpliceMode, check_mode
 from ..remote import run_traces
+from .current import current_generate_trace
 from .edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
 from .generation import generate_kwargs, pad_id, pad_left
 from .sae import SparseAutoencoder
@@ -48,16 +51,19 @@ class EditedGeneration:
 
 def plan_generation(model: "LoadedModel", sae: SparseAutoencoder, prompts: Sequence[Sequence[int]],
                     edits: Sequence[LatentEdit], max_new_tokens: int, splice: str = "lossless", positions: str = "all",
-                    edit_impl: str = "auto", stop_at_newline: bool = True) -> EditedGeneration:
+                    edit_impl: str = "auto", stop: str = "newline") -> EditedGeneration:
     """Check the options and build the padded batch and its edit applier (see `edited_generate`)."""
     if len(edits) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(edits)} edits")
     check_mode(splice, SpliceMode, "splice")
     check_mode(positions, Positions, "positions")
+    if positions == "current" and model.remote is not None:
+        raise OptionError("{positions} current runs a loop of traces over a KV cache it crops (core/current.py), "
+                          "which a remote server cannot run; use {positions} all or last, or run it here")
     impl = resolve_edit_impl(sae, edit_impl, splice, remote=model.remote is not None)
     applier = EditApplier(sae, BatchEdit.build(edits, model.device, sae.W_dec.dtype), impl, splice)
     input_ids, attention_mask = pad_left(prompts, pad_id(model))
-    kwargs = generate_kwargs(model, max_new_tokens, stop_at_newline)
+    kwargs = generate_kwargs(model, max_new_tokens, stop)
     kwargs.pop("tokenizer", None)
     return EditedGeneration(input_ids, attention_mask, applier, positions, splice, kwargs)
 
@@ -154,10 +160,12 @@ def run_generations(model: "LoadedModel", layer: int, plans: Sequence[EditedGene
     if not plans:
         return []
     shared = [shares_lower_layers(plan) for plan in plans]
-    calls = [(shared_generate_trace, (model.lm, model.layer(layer), layer, plan)) if s
-             else (generate_trace, (model.lm, model.layer(layer), plan)) for plan, s in zip(plans, shared)]
+    module, stops = model.layer(layer), eos_ids(model)
+    calls = [(shared_generate_trace, (model.lm, module, layer, plan)) if s
+             else (current_generate_trace, (model.lm, module, plan, stops)) if plan.positions == "current"
+             else (generate_trace, (model.lm, module, plan)) for plan, s in zip(plans, shared)]
     outputs = run_traces(model, call_kernel, calls, long=True, label=label)
-    pad, stops = pad_id(model), eos_ids(model)
+    pad = pad_id(model)
     results = []
     for plan, s, output in zip(plans, shared, outputs):
         rows = output[:, plan.input_ids.shape[1]:].tolist()
@@ -174,11 +182,11 @@ def call_kernel(kernel: Any, args: tuple) -> torch.Tensor:
 
 def edited_generate(model: "LoadedModel", sae: SparseAutoencoder, layer: int, prompts: Sequence[Sequence[int]],
                     edits: Sequence[LatentEdit], max_new_tokens: int, splice: str = "lossless",
-                    positions: str = "all", edit_impl: str = "auto", stop_at_newline: bool = True) -> list[list[int]]:
+                    positions: str = "all", edit_impl: str = "auto", stop: str = "newline") -> list[list[int]]:
     """Greedy-decode each prompt with its edit applied at `layer`; returns each row's new token ids.
 
     prompts: token id lists (left-padded into one batch); edits: one per prompt (may be empty).
     In `reconstruct` mode the model runs on the SAE reconstruction and edits act on it.
     """
-    plan = plan_generation(model, sae, prompts, edits, max_new_tokens, splice, positions, edit_impl, stop_at_newline)
+    plan = plan_generation(model, sae, prompts, edits, max_new_tokens, splice, positions, edit_impl, stop)
     return run_generations(model, layer, [plan])[0]

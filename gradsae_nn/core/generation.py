@@ -8,10 +8,12 @@ start alike (one template's demonstrations) share that prefix's forward pass and
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from ..modes import AnswerFormat, Stop, check_mode
 from ..remote import run_traces
 
 if TYPE_CHECKING:
@@ -41,13 +43,15 @@ def pad_id(model: "LoadedModel") -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def generate_kwargs(model: "LoadedModel", max_new_tokens: int, stop_at_newline: bool = True) -> dict:
-    """Greedy decoding with the KV cache; `stop_at_newline=False` forces exactly `max_new_tokens` (benchmarks)."""
+def generate_kwargs(model: "LoadedModel", max_new_tokens: int, stop: str = "newline") -> dict:
+    """Greedy decoding with the KV cache, stopping as `stop` says (`modes.Stop`): at a newline or the model's
+    end-of-sequence ids, at those ids only, or never (exactly `max_new_tokens`, for benchmarks)."""
+    check_mode(stop, Stop, "stop")
     kwargs = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1, "use_cache": True,
               "pad_token_id": pad_id(model)}
-    if stop_at_newline:
+    if stop == "newline":
         kwargs.update(stop_strings=list(STOP_STRINGS), tokenizer=model.tokenizer)
-    else:
+    elif stop == "length":
         kwargs.update(min_new_tokens=max_new_tokens)
     return kwargs
 
@@ -74,7 +78,7 @@ def prefix_layout(prompts: Sequence[Sequence[int]], prefix_len: int, pad: int) -
 
 
 def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                    stop_at_newline: bool = True, share_prefix: bool = True) -> list[list[int]]:
+                    stop: str = "newline", share_prefix: bool = True) -> list[list[int]]:
     """Greedy-decode every prompt (KV cache on) and return each row's new token ids (pads removed).
 
     prompts: token id lists of any lengths; they are left-padded into one batch. With `share_prefix` the
@@ -89,7 +93,7 @@ def greedy_generate(model: "LoadedModel", prompts: Sequence[Sequence[int]], max_
         # a sliding window counts columns, and the pads between prefix and suffix would push the prefix out of it
         prefix_len = 0
     input_ids, attention_mask = prefix_layout(prompts, prefix_len, pad)
-    kwargs = generate_kwargs(model, max_new_tokens, stop_at_newline)
+    kwargs = generate_kwargs(model, max_new_tokens, stop)
     kwargs.pop("tokenizer", None)
     (output,) = run_traces(model, greedy_trace, [(model.lm, input_ids, attention_mask, prefix_len, kwargs)],
                            long=True, label="answering")
@@ -117,9 +121,29 @@ def greedy_trace(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return output
 
 
-def extract_answer(text: str) -> str:
-    """The answer is the first non-empty line of the completion, stripped."""
+_BRACKETS = re.compile(r"\[\s*(.*?)\s*\]")
+
+
+def extract_answer(text: str, answer_format: str = "line") -> str:
+    """The answer in a completion (`modes.AnswerFormat`).
+
+    line: the first non-empty line, stripped. brackets (the authors' extractor, for "Result = [[ label ]]"):
+    the first `[...]` match's content if there is one, else the whole completion; then every `[`, `]` and
+    `=` removed, stripped. So "Result = [[ Denver Broncos ]]" gives "Denver Broncos" (the match starts at the
+    first `[` and ends at the first `]`, leaving the inner `[` to be removed).
+    """
+    check_mode(answer_format, AnswerFormat, "answer_format")
+    if answer_format == "brackets":
+        match = _BRACKETS.search(text)
+        answer = match.group(1) if match else text
+        return answer.replace("[", "").replace("]", "").replace("=", "").strip()
     for line in text.splitlines():
         if line.strip():
             return line.strip()
     return ""
+
+
+def answer_stop(answer_format: str) -> str:
+    """The generation stop rule that goes with an answer format: a line ends at a newline; the bracket format
+    runs to end-of-sequence (the answer follows "Result = ", which may come after line breaks)."""
+    return "newline" if check_mode(answer_format, AnswerFormat, "answer_format") == "line" else "eos"

@@ -35,10 +35,11 @@ class LatentScores:
 
     gradsae: `[d_sae]` mean over scored tokens of relu(∂T/∂h · h).
     activation: `[d_sae]` mean over scored tokens of h (the paper's baseline).
-    n_tokens: number of scored prompt tokens N.
-    n_active_last: latents with h > 0 at the last prompt token (K = "50%" is half of this).
+    n_tokens: number of scored tokens N.
+    n_active_last: latents with h > 0 at the last scored position (the last prompt token, or with
+        `all-at-target-step` the last token before the target): K = "50%" is half of this.
     target: the value of the target T.
-    activation_last: `[d_sae]` h at the last prompt token (a steering value source).
+    activation_last: `[d_sae]` h at that position (a steering value source).
     """
 
     gradsae: torch.Tensor
@@ -59,20 +60,23 @@ class LatentScores:
 
 def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, target: torch.Tensor
                   ) -> list[LatentScores]:
-    """Per-row scores from `h`, `grad_h` `[batch, prompt_end, d_sae]` and `scored` `[batch, prompt_end]` bool."""
+    """Per-row scores from `h`, `grad_h` `[batch, scored_end, d_sae]` and `scored` `[batch, scored_end]` bool;
+    a row's last scored column is its "last position" (`n_active_last`, `activation_last`)."""
     weights = scored.to(h.dtype)[..., None]
     n = scored.sum(-1)
     gradsae = (torch.relu(grad_h * h) * weights).sum(1) / n[:, None]
     activation = (h * weights).sum(1) / n[:, None]
-    active_last = (h[:, -1] > 0).sum(-1)
-    last = h[:, -1].detach().cpu()
+    last_col = scored.shape[1] - 1 - scored.flip(-1).int().argmax(-1)           # [batch]
+    h_last = h[torch.arange(h.shape[0], device=h.device), last_col.to(h.device)]  # [batch, d_sae]
+    active_last = (h_last > 0).sum(-1)
+    last = h_last.detach().cpu()
     return [LatentScores(gradsae[i].detach().cpu(), activation[i].detach().cpu(), int(n[i]), int(active_last[i]),
                          float(target[i]), last[i]) for i in range(h.shape[0])]
 
 
 def grad_trace(lm: Any, module: Any, batch: ScoringBatch, target: str, sae: SparseAutoencoder | None = None,
                splice: str = "lossless") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The scoring kernel: one forward + backward; activations `a`, `∂T/∂a` (both `[batch, prompt_end, ·]`), `T` `[batch]`.
+    """The scoring kernel: one forward + backward; activations `a`, `∂T/∂a` (both `[batch, scored_end, ·]`), `T` `[batch]`.
 
     lm: the nnsight model; module: the envoy of the layer. With `sae`, the SAE is spliced into the layer
     and `a = h` `[.., d_sae]` (local only: the SAE object cannot travel). Without, `a = x` `[.., d_model]`,
@@ -87,8 +91,8 @@ def grad_trace(lm: Any, module: Any, batch: ScoringBatch, target: str, sae: Spar
             module.output, acts = apply_splice(sae, module.output, splice)
         values = target_values(lm.lm_head.output, batch, target)
         (grad,) = torch.autograd.grad(values.sum(), acts)
-        acts_prompt = acts[:, : batch.prompt_end].detach().save()
-        grad_prompt = grad[:, : batch.prompt_end].save()
+        acts_prompt = acts[:, : batch.scored_end].detach().save()
+        grad_prompt = grad[:, : batch.scored_end].save()
         values = values.detach().save()
     return acts_prompt, grad_prompt, values
 
@@ -112,17 +116,18 @@ def latent_grads_from_x(sae: SparseAutoencoder, x: torch.Tensor, grad_x: torch.T
 
 def score_examples(model: "LoadedModel", sae: SparseAutoencoder, layer: int, examples: Sequence[ScoringInput],
                    target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
-                   include_bos: bool = False) -> list[LatentScores]:
+                   include_bos: bool = False, scored_positions: str = "prompt") -> list[LatentScores]:
     """Scores for each example, computed in one batched forward + backward."""
-    return score_batches(model, sae, layer, [examples], target, splice, scoring, include_bos)[0]
+    return score_batches(model, sae, layer, [examples], target, splice, scoring, include_bos, scored_positions)[0]
 
 
 def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batches: Sequence[Sequence[ScoringInput]],
                   target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
-                  include_bos: bool = False) -> list[list[LatentScores]]:
+                  include_bos: bool = False, scored_positions: str = "prompt") -> list[list[LatentScores]]:
     """`score_examples` for each batch of examples; one forward + backward per batch, remotely in one request.
 
     include_bos: also score the first prompt token (an attention sink; BOS or the first chat token).
+    scored_positions: `prompt`, or `all-at-target-step` (`targets.ScoringBatch.scored_positions`).
     Remotely only `x-grad` is possible: the SAE stays here and scores come from the saved `x` and `∂T/∂x`.
     """
     check_mode(target, Target, "target")
@@ -134,7 +139,7 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
     if scoring == "trace" and model.remote is not None:
         raise OptionError("remote scoring sends no SAE: use {scoring} x-grad (x and dT/dx come back, scores are "
                           "computed here; the default with {remote})")
-    built = [build_batch(examples, pad_id=pad_id(model)) for examples in batches]
+    built = [build_batch(examples, pad_id=pad_id(model), positions=scored_positions) for examples in batches]
     grads = layer_grads(model, layer, built, target, sae=sae if scoring == "trace" else None, splice=splice)
     out = []
     for batch, (acts, grad, values) in zip(built, grads):

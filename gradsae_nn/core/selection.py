@@ -3,7 +3,9 @@
 `Z_NZ = {c : g_c > 0}`; TopK = the K largest scores in Z_NZ, BottomK = the K smallest. K is a whole
 number or a percentage `"P%"` of the latents active at the last prompt token (the paper's "50%").
 If K exceeds |Z_NZ| all of Z_NZ is taken and `truncated` is set: zero-score latents are never used as
-padding (the authors' code did, which made part of its ablation a no-op). Ties go to the lower latent id.
+padding. With `pad=True` (the authors' code, `--pad-topk`) TopK is instead the first K of a descending sort
+over *all* latents, so zero-score latents fill it up (their zeroing is then a no-op for those never active).
+Ties go to the lower latent id (the authors' `torch.argsort` leaves the order of ties unspecified).
 
 A `Setting` names one cell of an experiment's table: (method, which, K), keyed `"gradsae/top/10"`;
 `UNEDITED` (`"none"`) is the run without an edit.
@@ -66,12 +68,16 @@ class Selection:
         return len(self.latents) < self.k_wanted
 
 
-def select(scores: torch.Tensor, k: int | str, which: str, n_active_last: int) -> Selection:
-    """TopK (`which="top"`) or BottomK (`"bottom"`) of the positive entries of `scores` `[d_sae]`."""
+def select(scores: torch.Tensor, k: int | str, which: str, n_active_last: int, pad: bool = False) -> Selection:
+    """TopK (`which="top"`) or BottomK (`"bottom"`) of the positive entries of `scores` `[d_sae]`; with `pad`,
+    TopK of all entries (zero scores fill it when fewer than K are positive; BottomK is unchanged)."""
     if which not in ("top", "bottom"):
         raise ValueError(f"which must be 'top' or 'bottom', got {which!r}")
     k_wanted = resolve_k(parse_k(k), n_active_last)
-    candidates = torch.nonzero(scores > 0).flatten()          # ascending latent ids
+    if pad and which == "top":
+        candidates = torch.arange(scores.numel(), device=scores.device)
+    else:
+        candidates = torch.nonzero(scores > 0).flatten()      # ascending latent ids
     if candidates.numel() == 0:
         raise UsageError("no latent has a positive score for this example (empty selection); check the layer, "
                          "the SAE and that the example has an answer")

@@ -7,6 +7,14 @@ Targets (`modes.Target`):
   (∂p = p · ∂log p: every latent's gradient is scaled by the same positive p), but different magnitudes
   across examples.
 - `first-token-prob`: p(y_1 | prompt).
+- `format-token-prob` (the authors' code): the probability of the *last* answer token, given everything before
+  it. The answer is then the model's completion up to its format token (`format_target_ids`: the greedy token
+  containing `[` of "Result = [[ label ]]"), so T is the probability of that token at the step that generated
+  it: `softmax(logits[-1])[argmax]`.
+
+Scored positions (`modes.ScoredPositions`): `prompt` (the prompt's tokens, the first left out unless
+`include_bos`), or `all-at-target-step`: every column of the sequence the target's step saw (the prompt with
+its first token, and the answer tokens before the last).
 
 Layout: `[left pads | prompt | answer | right pads]`, so every row's prompt ends in the same column
 `prompt_end` and its answer starts there; pads are masked, and position ids come from the mask.
@@ -20,6 +28,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import UsageError
+from ..modes import ScoredPositions, check_mode
 
 # Why a floor: with 1-2 rows the LM head's matmul takes another BLAS path (gemv) than a batch's, and batched vs
 # single scores then drift to ~1.5e-4 relative instead of ~1e-5. 16 columns cost 16 × vocab floats per row.
@@ -42,6 +51,7 @@ class ScoringBatch:
     prompt_end: the column right after every row's last prompt token.
     prompt_start: `[batch]` column of each row's first prompt token.
     answer_len: `[batch]` number of answer tokens of each row.
+    positions: which positions are scored (`modes.ScoredPositions`).
     """
 
     input_ids: torch.Tensor
@@ -50,6 +60,13 @@ class ScoringBatch:
     prompt_end: int
     prompt_start: torch.Tensor
     answer_len: torch.Tensor
+    positions: str = "prompt"
+
+    @property
+    def scored_end(self) -> int:
+        """The column after the last one any row scores: `prompt_end`, or the whole width for
+        `all-at-target-step` (a row's answer tokens before its last)."""
+        return self.prompt_end if self.positions == "prompt" else self.input_ids.shape[1]
 
     @property
     def logit_columns(self) -> int:
@@ -72,17 +89,23 @@ class ScoringBatch:
         return inputs
 
     def scored_positions(self, include_bos: bool) -> torch.Tensor:
-        """`[batch, prompt_end]` bool: the prompt positions whose gradients are read.
+        """`[batch, scored_end]` bool: the positions whose gradients are read; a row's last `True` column is its
+        "last position" (where K's active latents are counted).
 
-        The first prompt token (BOS, or the first chat token) is an attention sink with a residual norm
-        ~100× the rest; it is left out unless `include_bos`.
+        prompt: the prompt's columns. The first prompt token (BOS, or the first chat token) is an attention
+        sink with a residual norm ~100× the rest; it is left out unless `include_bos`.
+        all-at-target-step: every column up to the one that predicts the last answer token, the first
+        included (`include_bos` does not apply): the authors' mean over the whole sequence at the target's step.
         """
-        cols = torch.arange(self.prompt_end)[None, :]
-        first = self.prompt_start[:, None] + (0 if include_bos else 1)
-        return cols >= first
+        cols = torch.arange(self.scored_end)[None, :]
+        if self.positions == "prompt":
+            return cols >= self.prompt_start[:, None] + (0 if include_bos else 1)
+        return (cols >= self.prompt_start[:, None]) & (cols < self.prompt_end + self.answer_len[:, None] - 1)
 
 
-def build_batch(examples: Sequence[ScoringInput], pad_id: int) -> ScoringBatch:
+def build_batch(examples: Sequence[ScoringInput], pad_id: int, positions: str = "prompt") -> ScoringBatch:
+    """The examples in the scoring layout, scoring `positions` (`modes.ScoredPositions`)."""
+    check_mode(positions, ScoredPositions, "scored_positions")
     if any(not ex.answer_ids for ex in examples):
         raise UsageError("an example has an empty answer: there is nothing to score (filter to answered examples)")
     prompt_end = max(len(ex.prompt_ids) for ex in examples)
@@ -97,7 +120,7 @@ def build_batch(examples: Sequence[ScoringInput], pad_id: int) -> ScoringBatch:
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     return ScoringBatch(input_ids, mask, position_ids, prompt_end,
                         torch.tensor([prompt_end - len(ex.prompt_ids) for ex in examples]),
-                        torch.tensor([len(ex.answer_ids) for ex in examples]))
+                        torch.tensor([len(ex.answer_ids) for ex in examples]), positions)
 
 
 def target_values(logits: torch.Tensor, batch: ScoringBatch, target: str) -> torch.Tensor:
@@ -116,6 +139,9 @@ def target_values(logits: torch.Tensor, batch: ScoringBatch, target: str) -> tor
     valid = torch.arange(n_answer, device=pred.device)[None, :] < batch.answer_len[:, None].to(pred.device)
     if target == "first-token-prob":
         return logp[:, 0].exp()
+    if target == "format-token-prob":
+        last = (batch.answer_len - 1).to(pred.device)
+        return logp.gather(-1, last[:, None])[:, 0].exp()
     total = (logp * valid).sum(-1)
     return total.exp() if target == "answer-prob" else total
 
@@ -129,3 +155,13 @@ def answer_token_ids(completion_ids: Sequence[int], tokenizer: object) -> tuple[
             break
         answer.append(token)
     return tuple(answer)
+
+
+def format_target_ids(completion_ids: Sequence[int], tokenizer: object) -> tuple[int, ...] | None:
+    """The completion up to and including its format token (the authors' target step), or None if it has none.
+
+    The authors' loop scores every step whose greedy token's text contains `[` and keeps the last one (each
+    overwrites the same record), so this cuts after the *last* such token before the generation ended.
+    """
+    marks = [i for i, token in enumerate(completion_ids) if "[" in tokenizer.decode([token])]
+    return tuple(completion_ids[: marks[-1] + 1]) if marks else None

@@ -40,12 +40,21 @@ SPAN_INSTRUCTION = ("Answer the question with the shortest span copied exactly f
 
 SHORT_REMINDER = "Answer with a few words copied from the context."
 
+# The authors' user turn, verbatim (their experiment scripts' prompt, trailing newline included); their
+# answer format "Result = [[ label ]]" goes with `--answer-format brackets`.
+AUTHORS_TURN = ("Answer the following question based on the context.\nContext:\n{context}\n\nQuestion:\n{question}"
+                "\n\nPlease organize your final answer in this format: \"Result = [[ label ]]\"\n")
+
+_MARK = "\x00gradsae-user-turn\x00"
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
     """How to turn a `QAExample` into prompt text.
 
-    style: "chat" (messages through the tokenizer's chat template) or "few-shot" (plain text).
+    style: "chat" (messages through the tokenizer's chat template), "open-turn" (the authors' prompt: one user
+        turn in the chat template's markup, left open: no end-of-turn, no assistant header) or "few-shot"
+        (plain text).
     n_shots: how many `SHOTS` demonstrations precede the question.
     question_first: also state the question before the context (small models forget it otherwise).
     system: system message (chat) or instruction line (few-shot); None for none.
@@ -66,6 +75,8 @@ class PromptTemplate:
         return f"{head}Context: {context}\nQuestion: {question}{tail}"
 
     def text(self, example: QAExample, tokenizer: object) -> str:
+        if self.style == "open-turn":
+            return open_user_turn(AUTHORS_TURN.format(context=example.context, question=example.question), tokenizer)
         shots = SHOTS[: self.n_shots]
         if self.style == "chat":
             messages = [{"role": "system", "content": self.system}] if self.system else []
@@ -79,6 +90,18 @@ class PromptTemplate:
         return (f"{self.system}\n\n" if self.system else "") + "\n\n".join(blocks)
 
 
+def open_user_turn(content: str, tokenizer: object) -> str:
+    """`content` as the one user turn of the tokenizer's chat template, left open.
+
+    The template is rendered with a placeholder message and cut where the placeholder starts, so whatever the
+    template puts before a user turn stays: Gemma's `<bos><start_of_turn>user\n` (exactly the authors' text,
+    whose BOS TransformerLens prepended), SmolLM2's and Qwen's default system turn. Nothing follows `content`.
+    """
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": _MARK}], tokenize=False,
+                                             add_generation_prompt=False)
+    return rendered[: rendered.index(_MARK)] + content
+
+
 PROMPTS: dict[str, PromptTemplate] = {
     p.name: p
     for p in (
@@ -89,6 +112,7 @@ PROMPTS: dict[str, PromptTemplate] = {
         PromptTemplate("fewshot-2shot", "few-shot", 2, False, None),
         PromptTemplate("fewshot-3shot", "few-shot", 3, False, None),
         PromptTemplate("fewshot-span-3shot", "few-shot", 3, False, SPAN_INSTRUCTION),
+        PromptTemplate("authors-open-turn", "open-turn", 0, False, None),
     )
 }
 
@@ -102,7 +126,7 @@ def get_template(name: str | None, model: "LoadedModel") -> PromptTemplate:
     if name not in PROMPTS:
         raise OptionError(f"unknown {{prompt}} {literal(name)}; known prompts: {', '.join(PROMPTS)}")
     template = PROMPTS[name]
-    if template.style == "chat" and not getattr(model.tokenizer, "chat_template", None):
+    if template.style in ("chat", "open-turn") and not getattr(model.tokenizer, "chat_template", None):
         raise OptionError(f"{{prompt}} {name} needs a chat template but {model.name} has none; use a few-shot "
                           f"prompt ({', '.join(n for n, p in PROMPTS.items() if p.style == 'few-shot')})")
     return template

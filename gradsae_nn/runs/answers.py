@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from ..config import AnswerRunConfig, RunConfig, result_defaults, result_options
-from ..core.generation import extract_answer, greedy_generate
+from ..core.generation import answer_stop, extract_answer, greedy_generate
 from ..data.metrics import qa_score
 from ..data.prompts import PromptTemplate, get_template, prompt_ids
 from ..data.squad import QAExample, load_squad, select_examples, source_fingerprint, to_examples
@@ -32,12 +32,17 @@ PREDICTIONS_FILE = "predictions.jsonl"
 # The options a prediction depends on besides model and prompt (the folder is named from their non-default
 # values). Not the seed or limit: they choose which questions are answered, not what an answer is, so every
 # sample of one configuration shares one cache.
-ANSWER_OPTIONS = ("data", "max_new_tokens", "dtype")
+ANSWER_OPTIONS = ("data", "answer_format", "max_new_tokens", "dtype")
 
 
 @dataclass(frozen=True)
 class AnswerKey:
-    """Everything that changes a prediction; a cache folder holds predictions of exactly one key."""
+    """Everything that changes a prediction; a cache folder holds predictions of exactly one key.
+
+    answer_format: how the answer is cut from the completion and when generation stops.
+    spliced_sae: with `--answer-splice reconstruct`, the SAE (spec and layer, `spec@L`) whose reconstruction
+    the model answered with; None for the original model.
+    """
 
     model: str
     prompt: str
@@ -45,6 +50,30 @@ class AnswerKey:
     data: str
     data_sha256: str
     dtype: str
+    answer_format: str = "line"
+    spliced_sae: str | None = None
+
+    def record(self) -> dict:
+        """The key as `run_config.json` holds it: the fields added later only when set, so caches written
+        before them still match."""
+        out = asdict(self)
+        for name, default in (("answer_format", "line"), ("spliced_sae", None)):
+            if out[name] == default:
+                del out[name]
+        return out
+
+
+@dataclass(frozen=True)
+class AnswerSplice:
+    """Answer with the SAE's reconstruction spliced in at `layer` (the authors' correct set)."""
+
+    sae: object
+    spec: str
+    layer: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec}@L{self.layer}"
 
 
 @dataclass(frozen=True)
@@ -60,14 +89,16 @@ class AnswerSummary:
     examples_per_s: float
 
 
-def answer_dir(config: RunConfig, template: PromptTemplate) -> Path:
+def answer_dir(config: RunConfig, template: PromptTemplate, splice: AnswerSplice | None = None) -> Path:
     """The answer cache of `config`: `answers` if given, else `results/answer/<model>-<prompt>[-<option>_<value>...]`
-    with the non-default `ANSWER_OPTIONS` in the name (`naming.folder`)."""
+    with the non-default `ANSWER_OPTIONS` in the name (`naming.folder`), and the SAE answered with, if any."""
     if config.answers is not None:
         return Path(config.answers).expanduser()
     defaults = result_defaults(RunConfig)
     changed = {name: value for name, value in result_options(config).items()
-               if name in ANSWER_OPTIONS and value != defaults[name]}
+               if name in ANSWER_OPTIONS and value != defaults.get(name)}
+    if splice is not None:
+        changed["answer_splice"] = splice.name
     return folder("answer", f"{config.model.model}-{template.name}", changed)
 
 
@@ -76,18 +107,30 @@ def is_correct(record: dict, correct_f1: float | None = None) -> bool:
     return record["f1"] >= correct_f1 if correct_f1 is not None else record["em"] == 1.0
 
 
+def _generate(model: "LoadedModel", prompts: list[list[int]], key: AnswerKey, splice: AnswerSplice | None
+              ) -> list[list[int]]:
+    stop = answer_stop(key.answer_format)
+    if splice is None:
+        return greedy_generate(model, prompts, key.max_new_tokens, stop=stop)
+    from ..core.editing import edited_generate
+    from ..core.edits import LatentEdit
+
+    return edited_generate(model, splice.sae, splice.layer, prompts, [LatentEdit()] * len(prompts), key.max_new_tokens,
+                           splice="reconstruct", stop=stop)
+
+
 def _answer_batches(model: "LoadedModel", template: PromptTemplate, examples: list[QAExample],
-                    batch_size: int, max_new_tokens: int) -> Iterator[list[dict]]:
+                    batch_size: int, key: AnswerKey, splice: AnswerSplice | None) -> Iterator[list[dict]]:
     prompts = {ex.id: prompt_ids(model, template, ex) for ex in examples}
     # Similar lengths in one batch waste less compute on padding; the order does not change predictions.
     ordered = sorted(examples, key=lambda ex: len(prompts[ex.id]))
     for start in range(0, len(ordered), batch_size):
         chunk = ordered[start:start + batch_size]
-        completions = greedy_generate(model, [prompts[ex.id] for ex in chunk], max_new_tokens)
+        completions = _generate(model, [prompts[ex.id] for ex in chunk], key, splice)
         records = []
         for ex, new_ids in zip(chunk, completions):
             raw = model.tokenizer.decode(new_ids, skip_special_tokens=True)
-            prediction = extract_answer(raw)
+            prediction = extract_answer(raw, key.answer_format)
             em, f1 = qa_score(prediction, ex.answers)
             records.append({"id": ex.id, "question": ex.question, "prediction": prediction, "raw": raw,
                             "golds": list(ex.answers), "em": em, "f1": f1,
@@ -97,10 +140,10 @@ def _answer_batches(model: "LoadedModel", template: PromptTemplate, examples: li
 
 def run_answers(model: "LoadedModel", template: PromptTemplate, examples: list[QAExample], out_dir: Path,
                 key: AnswerKey, batch_size: int = 8, correct_f1: float | None = None,
-                option: str = "answers") -> tuple[list[dict], AnswerSummary]:
+                option: str = "answers", splice: AnswerSplice | None = None) -> tuple[list[dict], AnswerSummary]:
     """Predictions for `examples` (in their order), generating only those not already in `out_dir` (named by
-    the option `option` in refusals)."""
-    check_run_config(out_dir, asdict(key), write=False, option=option)
+    the option `option` in refusals); with `splice`, answered with the SAE's reconstruction spliced in."""
+    check_run_config(out_dir, key.record(), write=False, option=option)
     path = out_dir / PREDICTIONS_FILE
     done = {r["id"]: r for r in read_jsonl(path)}
     pending = [ex for ex in examples if ex.id not in done]
@@ -108,12 +151,12 @@ def run_answers(model: "LoadedModel", template: PromptTemplate, examples: list[Q
     if pending:
         # Runs of any sample share this cache: one appends at a time (others wait), then re-reads what it holds.
         with FolderLock(out_dir, option):
-            check_run_config(out_dir, asdict(key), option=option)
+            check_run_config(out_dir, key.record(), option=option)
             done = {r["id"]: r for r in read_jsonl(path)}
             pending = [ex for ex in examples if ex.id not in done]
             with JsonlAppender(path) as sink, make_progress() as progress:
                 task = progress.add_task(f"answering ({model.name})", total=len(pending))
-                for records in _answer_batches(model, template, pending, batch_size, key.max_new_tokens):
+                for records in _answer_batches(model, template, pending, batch_size, key, splice):
                     sink.write(records)
                     done.update((r["id"], r) for r in records)
                     progress.advance(task, len(records))
@@ -143,11 +186,12 @@ def open_model(config: RunConfig) -> "LoadedModel":
                       remote=remote_options(config))
 
 
-def answer_key(config: RunConfig, template: PromptTemplate) -> AnswerKey:
+def answer_key(config: RunConfig, template: PromptTemplate, splice: AnswerSplice | None = None) -> AnswerKey:
     """What the answer step's predictions depend on, for the cache."""
     data = config.data
     return AnswerKey(model=config.model.model, prompt=template.name, max_new_tokens=data.max_new_tokens,
-                     data=data.data, data_sha256=source_fingerprint(data.data), dtype=config.model.dtype)
+                     data=data.data, data_sha256=source_fingerprint(data.data), dtype=config.model.dtype,
+                     answer_format=data.answer_format, spliced_sae=splice.name if splice else None)
 
 
 def answer(config: AnswerRunConfig) -> AnswerSummary:
@@ -165,7 +209,7 @@ def answer(config: AnswerRunConfig) -> AnswerSummary:
     key = answer_key(config, template)
     _, summary = run_answers(model, template, examples, out_dir, key, batch_size=config.batch_size,
                              correct_f1=data.correct_f1, option=option)
-    atomic_write_json(out_dir / "summary.json", {"config": asdict(key), **asdict(summary),
+    atomic_write_json(out_dir / "summary.json", {"config": key.record(), **asdict(summary),
                                                  "model_load_s": round(load_seconds, 2), **run_summary(model)})
     print_table(f"SQuAD v1.1 — {config.model.model}, prompt {template.name}",
                 ["examples", "EM", "F1", "correct", "generated now", "examples/s"],

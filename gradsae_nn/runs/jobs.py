@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from ..config import ExperimentConfig
 from ..core.editing import plan_generation, run_generations
 from ..core.edits import LatentEdit
-from ..core.generation import extract_answer
+from ..core.generation import answer_stop, extract_answer
 from ..core.scoring import LatentScores, score_batches
 from ..core.selection import Selection, select, settings
 from ..core.targets import ScoringInput
@@ -35,13 +35,15 @@ def score_items(prepared: Prepared, items: Sequence[Item], config: ExperimentCon
     scores = score_batches(prepared.model, prepared.sae, prepared.layer,
                            [[ScoringInput(it.prompt_ids, it.answer_ids) for it in chunk] for chunk in chunks],
                            target=method.target, splice=method.splice, scoring=method.scoring,
-                           include_bos=method.include_bos)
+                           include_bos=method.include_bos, scored_positions=method.scored_positions)
     return {it.id: s for chunk, chunk_scores in zip(chunks, scores) for it, s in zip(chunk, chunk_scores)}
 
 
-def select_all(scores: LatentScores, ks: Sequence[str], methods: Sequence[str] = METHODS) -> dict[str, Selection]:
-    """The selection of every setting of one example, by setting key."""
-    return {s.key: select(scores.by_method(s.method), s.k, s.which, scores.n_active_last) for s in settings(ks, methods)}
+def select_all(scores: LatentScores, ks: Sequence[str], methods: Sequence[str] = METHODS, pad: bool = False
+               ) -> dict[str, Selection]:
+    """The selection of every setting of one example, by setting key (`pad`: `selection.select`'s padded TopK)."""
+    return {s.key: select(scores.by_method(s.method), s.k, s.which, scores.n_active_last, pad)
+            for s in settings(ks, methods)}
 
 
 def selection_record(selection: Selection) -> dict:
@@ -82,13 +84,13 @@ def _run_groups(prepared: Prepared, groups: Sequence[Sequence[GenerationJob]], c
     chunks = [(g, group[start:start + rows]) for g, group in enumerate(groups) for start in range(0, len(group), rows)]
     plans = [plan_generation(model, prepared.sae, [j.prompt_ids for j in chunk], [j.edit for j in chunk],
                              config.data.max_new_tokens, splice=method.splice, positions=positions,
-                             edit_impl=method.edit_impl)
+                             edit_impl=method.edit_impl, stop=answer_stop(config.data.answer_format))
              for _, chunk in chunks]
     n_jobs = sum(len(group) for group in groups)
     results: list[list[dict]] = [[] for _ in groups]
     for (g, chunk), completions in zip(chunks, run_generations(model, prepared.layer, plans, f"{n_jobs} generations")):
         for job, ids in zip(chunk, completions):
-            prediction = extract_answer(model.tokenizer.decode(ids, skip_special_tokens=True))
+            prediction = extract_answer(model.tokenizer.decode(ids, skip_special_tokens=True), config.data.answer_format)
             em, f1 = qa_score(prediction, job.golds)
             results[g].append({"prediction": prediction, "em": em, "f1": f1})
     return results

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ def open_run(config: ExperimentConfig, experiment: str, prepared: Prepared) -> t
     out_dir = output_dir(config, experiment, prepared.layer)
     sae = sae_identity(prepared.sae_spec)
     recorded = {"experiment": experiment, "model": config.model.model, "layer": prepared.layer, "sae": sae["spec"],
-                "sae_weights_sha256": sae["weights_sha256"], "answers": asdict(prepared.answer_key),
+                "sae_weights_sha256": sae["weights_sha256"], "answers": prepared.answer_key.record(),
                 **{name: list(v) if isinstance(v, tuple) else v for name, v in result_options(config).items()}}
     check_run_config(out_dir, recorded, write=False)
     manifest = Manifest(out_dir, experiment, config.flat(), config.model.model, prepared.sae_spec,

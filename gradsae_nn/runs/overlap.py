@@ -125,12 +125,14 @@ def run_stats(prepared: Prepared, config: StatsConfig, out_dir: Path) -> list[di
     else:
         items = [it for it in prepared.answered.values() if it.answer_ids]
 
+    pad = bool(config.method.pad_topk)
+
     def process(chunk: list[Item]) -> Iterator[list[dict]]:
         scores = score_items(prepared, chunk, config)
         yield [{"id": item.id, "context_id": hashlib.sha1(item.example.context.encode()).hexdigest()[:12],
                 "n_active_last": scores[item.id].n_active_last, "scored_tokens": scores[item.id].n_tokens,
                 "n_positive": {m: int((scores[item.id].by_method(m) > 0).sum()) for m in METHODS},
-                "selections": {key: selection_record(sel) for key, sel in select_all(scores[item.id], [k]).items()}}
+                "selections": {key: selection_record(sel) for key, sel in select_all(scores[item.id], [k], pad=pad).items()}}
                for item in chunk]
 
     done = run_resumable(out_dir / "examples.jsonl", items, config.batch_size, f"scoring (L{prepared.layer})", process)

@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 EXAMPLES_FILE = "examples.jsonl"
 
 
-def perturbation_jobs(item: Item, scores: "LatentScores", ks: Sequence[str]) -> tuple[list[GenerationJob], dict]:
-    """The unedited job plus one zeroing job per setting; also the selections, as records."""
-    selections = select_all(scores, ks)
+def perturbation_jobs(item: Item, scores: "LatentScores", ks: Sequence[str], pad: bool = False
+                      ) -> tuple[list[GenerationJob], dict]:
+    """The unedited job plus one zeroing job per setting; also the selections (`pad`: padded TopK), as records."""
+    selections = select_all(scores, ks, pad=pad)
     golds = item.example.answers
     jobs = [GenerationJob(item.id, UNEDITED, item.prompt_ids, LatentEdit(), golds)]
     jobs += [GenerationJob(item.id, key, item.prompt_ids, LatentEdit(zero=sel.latents), golds)
@@ -54,7 +55,8 @@ def run_perturbation(prepared: Prepared, config: ExperimentConfig, out_dir: Path
 
     def process(chunk: list[Item]) -> Iterator[list[dict]]:
         scores = score_items(prepared, chunk, config)
-        planned = {it.id: perturbation_jobs(it, scores[it.id], ks) for it in chunk}
+        planned = {it.id: perturbation_jobs(it, scores[it.id], ks, bool(config.method.pad_topk))
+                   for it in chunk}
         groups = list(job_groups(chunk, lambda it: planned[it.id][0], config.gen_batch_size))
         outputs = run_job_groups(prepared, [[j for _, jobs in group for j in jobs] for group in groups], config)
         for group, group_outputs in zip(groups, outputs):

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from ..config import ExperimentConfig
 from ..core.sae import SparseAutoencoder, load_sae, resolve_sae_spec, sae_layer_for
-from ..core.targets import answer_token_ids
+from ..core.targets import answer_token_ids, format_target_ids
 from ..data.prompts import PromptTemplate, get_template, prompt_ids
 from ..data.squad import QAExample, load_squad, select_examples, to_examples
 from ..errors import OptionError
 from ..results.records import check_writable
-from .answers import AnswerKey, answer_dir, answer_key, is_correct, open_model, run_answers
+from .answers import AnswerKey, AnswerSplice, answer_dir, answer_key, is_correct, open_model, run_answers
 from .naming import RESULTS_ROOT
 
 if TYPE_CHECKING:
@@ -63,21 +63,27 @@ class Prepared:
     extra: dict = field(default_factory=dict)
 
 
-def make_item(model: "LoadedModel", template: PromptTemplate, example: QAExample, record: dict) -> Item:
-    return Item(example, record, tuple(prompt_ids(model, template, example)),
-                answer_token_ids(record["completion_ids"], model.tokenizer))
+def make_item(model: "LoadedModel", template: PromptTemplate, example: QAExample, record: dict,
+              target: str = "answer-logprob") -> Item:
+    """The item of an answered question. Its answer tokens are what the target scores: the completion before
+    its first line break, or for `format-token-prob` the completion up to its format token (none if it has no
+    such token: the authors' loop never scores it)."""
+    completion = record["completion_ids"]
+    answer = (format_target_ids(completion, model.tokenizer) or () if target == "format-token-prob"
+              else answer_token_ids(completion, model.tokenizer))
+    return Item(example, record, tuple(prompt_ids(model, template, example)), answer)
 
 
 def find_correct(model: "LoadedModel", template: PromptTemplate, examples: list[QAExample], answer_dir: Path,
-                 key: AnswerKey, n_correct: int | None, batch_size: int, correct_f1: float | None
-                 ) -> tuple[list[dict], list[dict]]:
+                 key: AnswerKey, n_correct: int | None, batch_size: int, correct_f1: float | None,
+                 splice: AnswerSplice | None = None) -> tuple[list[dict], list[dict]]:
     """(correct records up to `n_correct`, all answered records), answering `examples` in order as needed."""
     end = 0
     records: list[dict] = []
     while end < len(examples):
         end = min(len(examples), end + ANSWER_CHUNK) if n_correct is not None else len(examples)
         records, _ = run_answers(model, template, examples[:end], answer_dir, key, batch_size=batch_size,
-                                 correct_f1=correct_f1)
+                                 correct_f1=correct_f1, splice=splice)
         if n_correct is not None and sum(is_correct(r, correct_f1) for r in records) >= n_correct:
             break
     correct = [r for r in records if is_correct(r, correct_f1)][:n_correct]
@@ -98,17 +104,21 @@ def prepare(config: ExperimentConfig, model: "LoadedModel | None" = None) -> Pre
     sae = load_sae(spec, model, config.method.layer)
     layer = sae_layer_for(spec, config.method.layer, sae)
     template = get_template(data.prompt, model)
-    cache = answer_dir(config, template)
-    key = answer_key(config, template)
+    splice = AnswerSplice(sae, spec, layer) if config.method.answer_splice == "reconstruct" else None
+    cache = answer_dir(config, template, splice)
+    key = answer_key(config, template, splice)
     by_id = {ex.id: ex for ex in examples}
     correct, records = find_correct(model, template, examples, cache, key, config.n_correct or None,
-                                    config.batch_size, data.correct_f1)
-    answered = {r["id"]: make_item(model, template, by_id[r["id"]], r) for r in records}
-    # an answer whose first token is a line break has no answer tokens to score; such rows are counted, not used
+                                    config.batch_size, data.correct_f1, splice)
+    target = config.method.target
+    answered = {r["id"]: make_item(model, template, by_id[r["id"]], r, target) for r in records}
+    # an answer whose first token is a line break (or, for the format target, a completion without a format
+    # token) has no answer tokens to score; such rows are counted, not used
     usable = [answered[r["id"]] for r in correct if answered[r["id"]].answer_ids]
     if not usable:
-        raise OptionError(f"none of the {len(correct)} correctly answered examples has answer tokens before the "
-                          f"first line break; raise {{limit}}")
+        what = ("a format token ('[', as in 'Result = [[ label ]]')" if target == "format-token-prob"
+                else "answer tokens before the first line break")
+        raise OptionError(f"none of the {len(correct)} correctly answered examples has {what}; raise {{limit}}")
     return Prepared(model=model, template=template, sae=sae, sae_spec=spec, layer=layer, correct=usable,
                     answered=answered, n_answered=len(records), answer_key=key, answer_dir=cache,
                     extra={"correct_without_answer_tokens": len(correct) - len(usable)})
@@ -119,6 +129,9 @@ def splice_notes(config: ExperimentConfig) -> list[str]:
     comes from the original model but every row ('w/o task' included) runs on the SAE's reconstruction."""
     if config.method.splice != "reconstruct":
         return []
+    if config.method.answer_splice == "reconstruct":
+        return ["The correct set was found with the SAE's reconstruction spliced in (--answer-splice reconstruct), "
+                "and every row here runs on it (--splice reconstruct), as in the authors' code."]
     return ["The correct set was found on the original model (no SAE); every row here, 'w/o task' included, "
             "runs with the SAE's reconstruction spliced in (--splice reconstruct), so 'w/o task' can be below "
             "100: the reconstructed model answers some of them wrongly."]

@@ -74,8 +74,8 @@ def steering_edit(own: Selection, injected: Selection, values: torch.Tensor) -> 
 
 
 def steering_jobs(item: Item, partner: Item, own_scores: "LatentScores", partner_scores: "LatentScores",
-                  ks: Sequence[str], value_source: str) -> tuple[list[GenerationJob], dict]:
-    own, injected = select_all(own_scores, ks), select_all(partner_scores, ks)
+                  ks: Sequence[str], value_source: str, pad: bool = False) -> tuple[list[GenerationJob], dict]:
+    own, injected = select_all(own_scores, ks, pad=pad), select_all(partner_scores, ks, pad=pad)
     golds = partner.example.answers
     jobs = [GenerationJob(item.id, key, item.prompt_ids,
                           steering_edit(own[key], injected[key],
@@ -118,7 +118,7 @@ def run_steering(prepared: Prepared, config: SteerConfig, out_dir: Path) -> tupl
         needed = {it.id: it for it in [*chunk, *partners.values()]}
         scores = score_items(prepared, list(needed.values()), config)
         planned = {it.id: steering_jobs(it, partners[it.id], scores[it.id], scores[partners[it.id].id], ks,
-                                        steering.value_source) for it in chunk}
+                                        steering.value_source, bool(config.method.pad_topk)) for it in chunk}
         groups = list(job_groups(chunk, lambda it: planned[it.id][0], config.gen_batch_size))
         outputs = run_job_groups(prepared, [[job for _, item_jobs in group for job in item_jobs] for group in groups],
                                  config, positions=steering.positions)

@@ -1,0 +1,59 @@
+"""Protocols: named presets of the options that distinguish the project's method from the authors' code.
+
+An option a preset governs defaults to None ("from `--protocol`"); `resolve` fills every None from the
+config's protocol, so an option given explicitly always wins and the two presets can be mixed piece by
+piece. What each piece does is in `docs/method.md` ("Protocols").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..modes import Protocol, check_mode
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "project": {
+        "max_new_tokens": 16, "answer_format": "line", "answer_splice": "none", "splice": "lossless",
+        "target": "answer-logprob", "scored_positions": "prompt", "pad_topk": False, "positions": "all",
+        "value_source": "mean-activation",
+    },
+    "authors": {
+        "prompt": "authors-open-turn", "max_new_tokens": 50, "answer_format": "brackets", "correct_f1": 0.9,
+        "answer_splice": "reconstruct", "splice": "reconstruct", "target": "format-token-prob",
+        "scored_positions": "all-at-target-step", "pad_topk": True, "positions": "current", "value_source": "score",
+    },
+}
+
+# Options added after results folders existed: `run_config.json` records them only when they differ from
+# these values, so a folder written before they existed still resumes.
+LATER_OPTIONS: dict[str, Any] = {"protocol": "project", "answer_format": "line", "answer_splice": "none",
+                                 "scored_positions": "prompt", "pad_topk": False}
+
+
+def preset_text(name: str) -> str:
+    """`--help` text for an option the presets govern: each protocol's value."""
+    values = {p: PRESETS[p].get(name) for p in PRESETS}
+    shown = {p: ("on" if v is True else "off" if v is False else "the model's default" if v is None else v)
+             for p, v in values.items()}
+    return "; ".join(f"{p}: {v}" for p, v in shown.items()) + " (from --protocol)"
+
+
+def resolve(config: Any, protocol: str) -> None:
+    """Set every governed option left at None in `config`'s parts (nested ones included) to `protocol`'s value,
+    in place (a config resolves itself in its own `__post_init__`, before its checks); a part that changed
+    runs its own checks again."""
+    check_mode(protocol, Protocol, "protocol")
+    preset = PRESETS[protocol]
+    for f in dataclasses.fields(config):
+        if not f.metadata.get("part"):
+            continue
+        part = getattr(config, f.name)
+        resolve(part, protocol)
+        changed = False
+        for g in dataclasses.fields(part):
+            if not g.metadata.get("part") and getattr(part, g.name) is None and g.name in preset:
+                object.__setattr__(part, g.name, preset[g.name])
+                changed = True
+        if changed and hasattr(part, "__post_init__"):
+            part.__post_init__()
