@@ -200,7 +200,7 @@ def authors_loop(hf_model, tokenizer, sae, layer, prompt_ids, max_new_tokens=50,
                 if score and "[" in tokenizer.decode([token]):
                     (grad,) = torch.autograd.grad(probs[token], store["h"])
                     h = store["h"][0].detach()
-                    run.update(step=step, target=float(probs[token]),
+                    run.update(step=step, target=float(probs[token].detach()),
                                scores=torch.relu(grad[0] * h).mean(0), n_active_last=int((h[-1] != 0).sum()))
         finally:
             handle.remove()
