@@ -29,6 +29,13 @@ def gemma():
 
 
 @pytest.fixture(scope="session")
+def qwen():
+    from gradsae_nn.models import load_model
+
+    return load_model("qwen2.5-coder-0.5b-it", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def dev_examples():
     from gradsae_nn.data.squad import load_squad, to_examples
 

