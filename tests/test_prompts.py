@@ -22,6 +22,17 @@ def test_chat_prompt_structure(smollm, dev_examples):
     assert "shortest span" in text
 
 
+def test_system_in_user_keeps_the_templates_own_system_prompt(smollm, dev_examples):
+    """`chat-span-3shot-user` opens each user turn with the instruction; the chat template then supplies its
+    default system prompt (SmolLM2's here), which `chat-span-3shot` replaces with the instruction."""
+    ex = dev_examples[0]
+    user = smollm.tokenizer.decode(prompt_ids(smollm, PROMPTS["chat-span-3shot-user"], ex))
+    system = smollm.tokenizer.decode(prompt_ids(smollm, PROMPTS["chat-span-3shot"], ex))
+    assert "You are a helpful AI assistant named SmolLM" in user and "named SmolLM" not in system
+    assert user.count("shortest span") == 4 and system.count("shortest span") == 1
+    assert user.count("<|im_start|>user\nAnswer the question with the shortest span") == 4
+
+
 def test_chat_prompt_has_no_doubled_special_tokens(smollm, dev_examples):
     ids = prompt_ids(smollm, PROMPTS["chat-plain"], dev_examples[0])
     assert ids[0] == smollm.tokenizer.convert_tokens_to_ids("<|im_start|>")

@@ -60,6 +60,9 @@ class PromptTemplate:
     system: system message (chat) or instruction line (few-shot); None for none.
     reminder: a line closing every user turn (the last words before the answer weigh most for a
         small model); None for none.
+    system_in_user: chat only: open every user turn with `system` instead of sending a system message, so
+        the chat template's own default system prompt (Qwen's "You are Qwen, created by Alibaba Cloud...",
+        SmolLM2's "You are a helpful AI assistant named SmolLM...") stays in place.
     """
 
     name: str
@@ -68,18 +71,20 @@ class PromptTemplate:
     question_first: bool
     system: str | None
     reminder: str | None = None
+    system_in_user: bool = False
 
     def user_turn(self, context: str, question: str) -> str:
+        lead = f"{self.system}\n" if self.system_in_user and self.system else ""
         head = f"Question: {question}\n" if self.question_first else ""
         tail = f"\n{self.reminder}" if self.reminder else ""
-        return f"{head}Context: {context}\nQuestion: {question}{tail}"
+        return f"{lead}{head}Context: {context}\nQuestion: {question}{tail}"
 
     def text(self, example: QAExample, tokenizer: object) -> str:
         if self.style == "open-turn":
             return open_user_turn(AUTHORS_TURN.format(context=example.context, question=example.question), tokenizer)
         shots = SHOTS[: self.n_shots]
         if self.style == "chat":
-            messages = [{"role": "system", "content": self.system}] if self.system else []
+            messages = [{"role": "system", "content": self.system}] if self.system and not self.system_in_user else []
             for shot in shots:
                 messages += [{"role": "user", "content": self.user_turn(shot.context, shot.question)},
                              {"role": "assistant", "content": shot.answer}]
@@ -109,6 +114,8 @@ PROMPTS: dict[str, PromptTemplate] = {
         PromptTemplate("chat-span-2shot", "chat", 2, True, SPAN_INSTRUCTION),
         PromptTemplate("chat-span-3shot", "chat", 3, True, SPAN_INSTRUCTION),
         PromptTemplate("chat-span-3shot-remind", "chat", 3, True, SPAN_INSTRUCTION, SHORT_REMINDER),
+        PromptTemplate("chat-span-3shot-user", "chat", 3, True, SPAN_INSTRUCTION, system_in_user=True),
+        PromptTemplate("chat-span-0shot", "chat", 0, True, SPAN_INSTRUCTION),
         PromptTemplate("fewshot-2shot", "few-shot", 2, False, None),
         PromptTemplate("fewshot-3shot", "few-shot", 3, False, None),
         PromptTemplate("fewshot-span-3shot", "few-shot", 3, False, SPAN_INSTRUCTION),
