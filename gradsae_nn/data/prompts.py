@@ -128,8 +128,9 @@ DEFAULT_PROMPT = {"chat": "chat-span-3shot", "few-shot": "fewshot-3shot"}
 
 
 def get_template(name: str | None, model: "LoadedModel") -> PromptTemplate:
-    """The named template, or the default for the model's prompt style; refuses a style mismatch."""
-    name = name or DEFAULT_PROMPT[model.prompt_style]
+    """The named template, or the model's measured default (else its prompt style's); refuses a style
+    mismatch."""
+    name = name or getattr(model, "default_prompt", None) or DEFAULT_PROMPT[model.prompt_style]
     if name not in PROMPTS:
         raise OptionError(f"unknown {{prompt}} {literal(name)}; known prompts: {', '.join(PROMPTS)}")
     template = PROMPTS[name]

@@ -45,6 +45,7 @@ class EmbeddedModel:
     gguf_parts: tuple[tuple[str, str], ...]
     gguf_sha256: str
     prompt_style: str  # "chat" (instruction-tuned, chat template) or "few-shot" (base model)
+    default_prompt: str | None = None  # the prompt measured best for this model; None = the style's default
 
     @property
     def requirements(self) -> tuple[str, ...]:

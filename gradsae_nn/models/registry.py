@@ -34,6 +34,8 @@ class LoadedModel:
     name: registry name, directory or repo id as the user gave it (recorded in results).
     source: the directory or repo id actually loaded.
     prompt_style: "chat" (chat template) or "few-shot" (plain text, base models).
+    default_prompt: the prompt template measured best for this model (embedded models), else None: the
+        style's default (`data.prompts.DEFAULT_PROMPT`).
     device: where this process puts the tensors it builds (cpu for a remote model).
     remote: None for a local model; else the NDIF server every trace goes to (see `remote.run_traces`).
     """
@@ -45,6 +47,7 @@ class LoadedModel:
     prompt_style: str
     device: torch.device
     remote: "RemoteOptions | None" = None
+    default_prompt: str | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -146,5 +149,6 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "fl
     family = family_for(lm.config.model_type)
     if prompt_style is None:
         prompt_style = "chat" if getattr(lm.tokenizer, "chat_template", None) else "few-shot"
+    default_prompt = EMBEDDED_MODELS[name].default_prompt if name in EMBEDDED_MODELS else None
     return LoadedModel(name=name, source=source, lm=lm, family=family, prompt_style=prompt_style,
-                       device=torch_device, remote=remote)
+                       default_prompt=default_prompt, device=torch_device, remote=remote)
