@@ -9,7 +9,7 @@ two columns on the cache — the previous newest token again, now unedited (its 
 every later step must see), and the new token, edited — reads the logits of the edited column, then drops
 that column's entry from the cache (`crop(-1)`). The prompt pass edits its last column and drops it the
 same way. Two tokens per step, so O(n) per step; token for token equal to the no-cache loop
-(`tests/reference.py`, `authors_generate`).
+(`tests/reference.py`, `authors_loop`; `tests/test_authors.py`).
 
 With `splice="reconstruct"` every column runs on the SAE's reconstruction and the newest is also edited,
 as in the authors' hook.
