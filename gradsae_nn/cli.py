@@ -63,6 +63,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs.update(action=argparse.BooleanOptionalAction)
         elif kind is bool:
             kwargs.update(action="store_true", help=f"{text} (default: off)")
+        elif get_origin(kind) is tuple and get_origin(get_args(kind)[0]) is Literal:
+            kwargs.update(nargs="+", choices=get_args(get_args(kind)[0]))
         elif get_origin(kind) is tuple:
             kwargs.update(nargs="+", type=get_args(kind)[0])
         elif get_origin(kind) is Literal:
@@ -135,6 +137,7 @@ SCRIPTS: dict[str, tuple[str, str]] = {
     "answer": ("gradsae_nn.config:AnswerRunConfig", "gradsae_nn.runs.answers:answer"),
     "perturb": ("gradsae_nn.config:PerturbConfig", "gradsae_nn.runs.perturbation:perturb"),
     "steer": ("gradsae_nn.config:SteerConfig", "gradsae_nn.runs.steering:steer"),
+    "steer_sweep": ("gradsae_nn.config:SteerSweepConfig", "gradsae_nn.runs.dose:steer_sweep"),
     "stats": ("gradsae_nn.config:StatsConfig", "gradsae_nn.runs.overlap:stats"),
     "layer_sweep": ("gradsae_nn.config:SweepConfig", "gradsae_nn.runs.sweep:layer_sweep"),
     "write_questions": ("gradsae_nn.training.config:WriteQuestionsConfig", "gradsae_nn.training.run:questions_main"),

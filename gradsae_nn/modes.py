@@ -36,16 +36,24 @@ Scoring = Literal["trace", "x-grad"]
 Method = Literal["gradsae", "baseline"]
 """How latents are ranked: GradSAE's influence score, or the baseline's mean activation."""
 Which = Literal["top", "bottom"]
-Positions = Literal["all", "last", "current"]
-"""Where an edit applies: every prompt and generated token; only the last prompt token (prompt pass); or the
+Positions = Literal["all", "last", "current", "generated"]
+"""Where an edit applies: every prompt and generated token; only the last prompt token (prompt pass); the
 newest token of every step only, earlier tokens recomputed unedited (the authors' no-cache loop; see
-`core.current`)."""
+`core.current`); or every generated token and no prompt token (so the first new token, predicted by the
+prompt pass, is never edited)."""
 ValueSource = Literal["mean-activation", "last-activation", "score"]
-PartnerPool = Literal["correct", "any"]
+PartnerPool = Literal["different", "correct", "any"]
+"""Steering partners (see `runs.partners`): every other question on the context whose answer differs from the
+example's both ways (F1 = 0); the other correctly answered questions; or any other answered question."""
+Variant = Literal["swap", "inject-only", "random"]
+"""A steering edit: zero own TopK and inject the partner's (the paper); inject the partner's without zeroing
+own (control); zero own TopK and inject K random latents active in the partner, with the same values
+(control)."""
 Population = Literal["correct", "answered"]
 
 METHODS: tuple[Method, ...] = get_args(Method)
 WHICH: tuple[Which, ...] = get_args(Which)
+VARIANTS: tuple[Variant, ...] = get_args(Variant)
 
 
 def choices(mode: Any) -> tuple[str, ...]:

@@ -107,9 +107,9 @@ def reference_generate(hf_model, tokenizer, sae, layer, prompt_ids, zero=(), inj
         calls["n"] += 1
         if not zero and not inject:
             return None
-        if positions == "all":
+        if positions == "all" or (positions == "generated" and not first):
             return edit(sae, x, zero, inject)
-        if first:
+        if positions == "last" and first:
             x = x.clone()
             x[:, -1:] = edit(sae, x[:, -1:], zero, inject)
             return x
@@ -128,7 +128,8 @@ def reference_generate(hf_model, tokenizer, sae, layer, prompt_ids, zero=(), inj
 
 def reference_next_logits(hf_model, prompt_ids, tokens, sae=None, layer=None, zero=(), inject=(), positions="all"):
     """`[vocab]` logits for the token after `prompt_ids + tokens`, teacher-forced (no KV cache), with the edit
-    applied as `reference_generate` applies it: at every position, or (`last`) at the last prompt token only."""
+    applied as `reference_generate` applies it: at every position, (`last`) at the last prompt token only, or
+    (`generated`) at every position after the prompt."""
     ids = torch.tensor([list(prompt_ids) + list(tokens)])
     handle = None
     if sae is not None and (zero or inject):
@@ -137,8 +138,8 @@ def reference_next_logits(hf_model, prompt_ids, tokens, sae=None, layer=None, ze
             if positions == "all":
                 return reference_sliced_edit(sae, x, zero, inject)
             x = x.clone()
-            last = len(prompt_ids) - 1
-            x[:, last:last + 1] = reference_sliced_edit(sae, x[:, last:last + 1], zero, inject)
+            where = slice(len(prompt_ids), None) if positions == "generated" else slice(len(prompt_ids) - 1, len(prompt_ids))
+            x[:, where] = reference_sliced_edit(sae, x[:, where], zero, inject)
             return x
 
         handle = hf_model.model.layers[layer].register_forward_hook(hook)

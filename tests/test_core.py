@@ -226,7 +226,7 @@ def assert_same_tokens(smollm, sae, layer, prompt, edit, ours, ref, positions="a
     assert_same_greedy(ours, ref, gap_at, smollm.config)
 
 
-@pytest.mark.parametrize("positions", ["all", "last"])
+@pytest.mark.parametrize("positions", ["all", "last", "generated"])
 def test_edited_generate_equals_plain_hooks(smollm, sae, layer, examples, positions):
     hf, tok = smollm.lm._module, smollm.tokenizer
     ex = examples[2]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import save_tiny_llama, save_tiny_sae, TINY_LAYER
 from gradsae_nn.cli import run
@@ -22,13 +23,14 @@ from gradsae_nn.core.scoring import score_examples
 from gradsae_nn.core.selection import select
 from gradsae_nn.core.edits import LatentEdit
 from gradsae_nn.data.squad import QAExample
-from gradsae_nn.runs.steering import choose_partners
+from gradsae_nn.runs.partners import choose_partners
 from gradsae_nn.core.targets import ScoringInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import perturb  # noqa: E402
 import stats  # noqa: E402
 import steer  # noqa: E402
+import steer_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +148,78 @@ def test_steer_injects_partner_latents(workdir, tiny_model_dir, tiny_sae_dir):
     assert json.loads((out / "summary.json").read_text())["n_examples"] == len(records)
 
 
+def test_steer_default_partners_start_at_zero(workdir, tiny_model_dir, tiny_sae_dir):
+    """The default pool: the unsteered answer never scores against the partner's golds; every output says how
+    much of the own answer survived and whether it broke."""
+    out = workdir / "s-different"
+    assert steer.main(base_args(tiny_model_dir, tiny_sae_dir, out, "--k", "1", "--value-scale", "2")) == 0
+    records = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    assert records and all(r["partner_teacher_forced"] for r in records)
+    for record in records:
+        assert record["outputs"]["none"]["f1"] == 0.0
+        assert qa_score(record["partner_answer"], record["partner_golds"]).em == 1.0
+        for output in record["outputs"].values():
+            assert {"own_em", "own_f1", "broken"} <= set(output)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_examples"] == len(records) and "n_filtered_out" in summary
+
+
+def test_steer_sweep_cells_controls_and_resume(workdir, tiny_model_dir, tiny_sae_dir):
+    """Every (method, variant, K, scale) cell per pair; its swap ×1 cell is exactly steer.py's output; the random
+    control injects latents active in the partner; a rerun resumes to the same table."""
+    out, plain = workdir / "sweep", workdir / "sweep-steer"
+    args = ["--k", "1", "--n-correct", "4"]
+    assert steer_sweep.main(base_args(tiny_model_dir, tiny_sae_dir, out, *args, "--value-scales", "1", "4")) == 0
+    assert steer.main(base_args(tiny_model_dir, tiny_sae_dir, plain, *args)) == 0
+    records = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    steered = {r["id"]: r for r in map(json.loads, (plain / "examples.jsonl").read_text().splitlines())}
+    keys = {f"{m}/{v}/1/x{s}" for m in ("gradsae", "baseline") for v in ("swap", "inject-only", "random") for s in (1, 4)}
+    assert records and steered.keys() == {r["id"] for r in records}
+    for record in records:
+        assert set(record["outputs"]) == keys | {"none"}
+        for method in ("gradsae", "baseline"):
+            assert record["outputs"][f"{method}/swap/1/x1"] == steered[record["id"]]["outputs"][f"{method}/top/1"]
+        sel = record["selections"]["gradsae/random/1/x4"]
+        assert len(sel["random"]) == len(sel["injected"]["latents"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["comparison"]) == {"1"} and summary["comparison"]["1"]["n_A"] + summary["comparison"]["1"]["n_B"] == len(records)
+    assert (out / "dose.png").stat().st_size > 0 and (out / "frontier.png").stat().st_size > 0
+    table = (out / "table.md").read_text()
+    assert steer_sweep.main(base_args(tiny_model_dir, tiny_sae_dir, out, *args, "--value-scales", "1", "4")) == 0
+    assert (out / "table.md").read_text() == table
+
+
+def test_dose_halves_and_paired_comparison():
+    from gradsae_nn.results.dose import half, paired_comparison
+
+    ids = [f"q{i}" for i in range(200)]
+    assert 70 < sum(half(i) == "A" for i in ids) < 130 and half("q1") == half("q1")
+
+    def record(i):  # GradSAE steers at ×4 on every pair, the baseline never
+        f1 = {("gradsae", 1.0): 0.0, ("gradsae", 4.0): 1.0, ("baseline", 1.0): 0.2, ("baseline", 4.0): 0.0}
+        return {"id": i, "outputs": {f"{m}/swap/10/x{s:g}": {"f1": v} for (m, s), v in f1.items()}}
+
+    result = paired_comparison([record(i) for i in ids], ("gradsae", "baseline"), ("10",), (1.0, 4.0))["10"]
+    assert result["best_scale"] == {"gradsae": 4.0, "baseline": 1.0}
+    diff = result["gradsae_minus_baseline"]
+    assert diff.mean == pytest.approx(80.0) and diff.low == pytest.approx(80.0) and diff.n == result["n_B"]
+
+
+def test_steering_edit_variants_and_scale():
+    from gradsae_nn.core.selection import Selection
+    from gradsae_nn.runs.steering import steering_edit
+
+    own = Selection("top", 2, 2, (1, 2), (0.5, 0.4))
+    partner = Selection("top", 2, 2, (7, 9), (0.9, 0.8))
+    values = torch.zeros(16)
+    values[7], values[9] = 3.0, 5.0
+    assert steering_edit(own, partner, values) == LatentEdit(zero=(1, 2), inject=((7, 3.0), (9, 5.0)))
+    assert steering_edit(own, partner, values, scale=4).inject == ((7, 12.0), (9, 20.0))
+    assert steering_edit(own, partner, values, "inject-only").zero == ()
+    random = steering_edit(own, partner, values, "random", 2, latents=(11, 4))
+    assert random == LatentEdit(zero=(1, 2), inject=((11, 6.0), (4, 10.0)))
+
+
 def test_stats_overlaps(workdir, tiny_model_dir, tiny_sae_dir):
     out = workdir / "t"
     assert stats.main(base_args(tiny_model_dir, tiny_sae_dir, out, "--n-correct", "6")) == 0
@@ -162,9 +236,10 @@ def test_overlap_definition():
     assert overlap([1, 2, 3, 4], [4, 5, 6, 7]) == 0.25
 
 
-def _item(qid, context, correct=True):
-    example = QAExample(qid, "t", context, f"q{qid}", ("a",))
-    return Item(example, {"em": 1.0 if correct else 0.0, "f1": 1.0 if correct else 0.0}, (1, 2), (3,))
+def _item(qid, context, correct=True, answer="a", prediction="a"):
+    example = QAExample(qid, "t", context, f"q{qid}", (answer,))
+    return Item(example, {"em": 1.0 if correct else 0.0, "f1": 1.0 if correct else 0.0, "prediction": prediction},
+                (1, 2), (3,))
 
 
 def test_partner_choice_is_seeded_and_never_self():
@@ -172,15 +247,80 @@ def test_partner_choice_is_seeded_and_never_self():
                                                                                 _item("c0", "ctx-c"),
                                                                                 _item("c1", "ctx-c", correct=False)]}
     items = list(pool.values())
-    first = choose_partners(items, pool, seed=42)
-    assert first == choose_partners(list(reversed(items)), pool, seed=42)  # order does not matter
-    assert first == choose_partners(items[:2], pool, seed=42) | {k: v for k, v in first.items() if k not in ("a0", "a1")}
+
+    def ids(items, **kw):
+        found = choose_partners(items, pool, seed=kw.pop("seed", 42), pool=kw.pop("pool", "correct"))
+        return {k: v.id if v else None for k, v in found.partner_of.items()}
+
+    first = ids(items)
+    assert first == ids(list(reversed(items)))  # order does not matter
+    assert first == ids(items[:2]) | {k: v for k, v in first.items() if k not in ("a0", "a1")}
     assert all(partner != qid for qid, partner in first.items())
     assert first["b0"] is None                      # alone on its context
     assert first["c0"] is None                      # its only neighbour was answered wrongly
-    assert choose_partners(items, pool, seed=42, partners="any")["c0"] == "c1"
-    seeds = {tuple(sorted(choose_partners(items, pool, seed=s).items(), key=str)) for s in range(10)}
+    assert ids(items, pool="any")["c0"] == "c1"
+    seeds = {tuple(sorted(ids(items, seed=s).items(), key=str)) for s in range(10)}
     assert len(seeds) > 1                           # the seed matters
+
+
+def test_different_partners_never_share_the_answer():
+    """The default pool: every dev question on the context, kept only when neither answer shares a token with
+    the other (so "w/o task" is 0); deterministic and independent of which examples the run holds."""
+    answers = {"d0": "the red fox", "d1": "red", "d2": "a blue whale", "d3": "green tree", "d4": "Fox"}
+    dev = [QAExample(q, "t", "ctx", f"q{q}", (a,)) for q, a in answers.items()]
+    dev.append(QAExample("e0", "t", "ctx-e", "qe0", ("alone",)))
+    by_context = {}
+    for ex in dev:
+        by_context.setdefault(ex.context, []).append(ex)
+    items = [_item(ex.id, ex.context, answer=ex.answers[0], prediction=ex.answers[0]) for ex in dev]
+
+    def gold(ex):
+        return _item(ex.id, ex.context, answer=ex.answers[0], prediction=ex.answers[0])
+
+    def partners(items, seed=42):
+        found = choose_partners(items, {}, seed, "different", by_context=by_context, make_gold=gold)
+        return found, {k: v.id if v else None for k, v in found.partner_of.items()}
+
+    found, first = partners(items)
+    for qid, partner in first.items():
+        if partner is not None:
+            own, other = answers[qid], answers[partner]
+            assert qa_score(own, [other]).f1 == 0 and qa_score(other, [own]).f1 == 0, (qid, partner)
+    assert first["d0"] in ("d2", "d3")             # not d1 ("red") nor d4 ("Fox"): they share a token
+    assert first["e0"] is None and found.no_other == 1
+    assert partners(list(reversed(items)))[1] == first
+    assert partners(items[:2])[1] == {k: first[k] for k in ("d0", "d1")}   # independent of run size
+    assert len({tuple(sorted(partners(items, s)[1].items(), key=str)) for s in range(10)}) > 1
+    # an example whose every neighbour overlaps its answer loses its partner to the filter, and is counted
+    overlapping = [_item("x0", "ctx", answer="red fox", prediction="red fox")]
+    lost = choose_partners(overlapping, {}, 42, "different", by_context={"ctx": [*dev[:2], dev[4]]}, make_gold=gold)
+    assert lost.partner_of["x0"] is None and lost.filtered == 1
+
+
+@pytest.mark.parametrize("model_name", ["smollm", "gemma"])
+def test_gold_answer_ids_continue_the_prompt_as_the_model_does(model_name, request, dev_examples):
+    """A partner's teacher-forced Y: had the model answered exactly a question's first gold answer, its answer
+    tokens would be the gold's tokens. Checked on the model's own answers (chat: SmolLM2; few-shot: gemma)."""
+    import dataclasses
+
+    from gradsae_nn.core.generation import greedy_generate
+    from gradsae_nn.core.targets import answer_token_ids
+    from gradsae_nn.data.prompts import get_template, prompt_ids
+    from gradsae_nn.runs.partners import gold_answer_ids
+
+    model = request.getfixturevalue(model_name)
+    template = get_template(None, model)
+    chosen = dev_examples[:6]
+    completions = greedy_generate(model, [prompt_ids(model, template, ex) for ex in chosen], 12)
+    checked = 0
+    for ex, completion in zip(chosen, completions):
+        answer = answer_token_ids(completion, model.tokenizer)
+        text = model.tokenizer.decode(answer)
+        if answer and text.strip() and text.strip() == text.lstrip():     # the answer as a gold string
+            as_gold = dataclasses.replace(ex, answers=(text.strip(),))
+            assert gold_answer_ids(model, template, as_gold) == answer, (text, model_name)
+            checked += 1
+    assert checked >= 3
 
 
 def _run_main(main, argv, capsys):

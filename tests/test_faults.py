@@ -61,10 +61,10 @@ def test_a_second_process_on_the_same_out_is_refused(tiny_dirs, tmp_path):
 def test_a_refused_steering_run_writes_nothing_and_its_fix_works(tiny_dirs, tmp_path):
     """Issue 19.6: the refusal comes before run_config.json, so the suggested fix runs on the same --out."""
     out = tmp_path / "steer"
-    args = small(tiny_dirs, "--out", out)
+    args = small(tiny_dirs, "--out", out, "--partners", "correct")
     args[args.index("--limit") + 1] = "1"                # one question: nobody to pair with
     proc = script("steer", *args, cwd=tmp_path)
-    message = one_line_error(proc, 2, "raise --n-correct/--limit", "--partners any")
+    message = one_line_error(proc, 2, "raise --n-correct/--limit", "--partners different")
     assert not out.exists(), sorted(p.name for p in out.iterdir())
     args[args.index("--limit") + 1] = "12"               # the suggested fix, on the same --out
     fixed = script("steer", *args, cwd=tmp_path)

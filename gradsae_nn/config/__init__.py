@@ -2,7 +2,7 @@
 
 Frozen dataclasses, nested by concern (`ModelConfig`, `RemoteConfig`, `DataConfig`, `MethodConfig`,
 `SteeringConfig`) inside one config per script (`AnswerRunConfig`, `PerturbConfig`, `SteerConfig`,
-`StatsConfig`, `SweepConfig`). Every script's command line is generated from its config (`cli.parse`);
+`SteerSweepConfig`, `StatsConfig`, `SweepConfig`). Every script's command line is generated from its config (`cli.parse`);
 library functions take configs or plain arguments and never mutate them (`dataclasses.replace` makes a
 changed copy); a preset is just a config. Checks run in `__post_init__`, so a bad value fails before any
 work, in the caller's words (`OptionError`: parameter names here, flags on the command line).
@@ -16,9 +16,9 @@ from .options import (DEFAULT_KS, RESULT_ORDER, build, changed_result_options, f
                       positive, result_defaults, result_options)
 from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
 from .runs import (AnswerRunConfig, ExperimentConfig, PerturbConfig, RunConfig, StatsConfig, SteerConfig,
-                   SteeringConfig, SweepConfig)
+                   SteeringConfig, SteerSweepConfig, SweepConfig)
 
 __all__ = ["DEFAULT_KS", "RESULT_ORDER", "AnswerRunConfig", "DataConfig", "ExperimentConfig", "MethodConfig",
            "ModelConfig", "PerturbConfig", "RemoteConfig", "RunConfig", "StatsConfig", "SteerConfig", "SteeringConfig",
-           "SweepConfig", "build", "changed_result_options", "fields_of", "leaves", "need", "option", "part",
-           "positive", "result_defaults", "result_options"]
+           "SteerSweepConfig", "SweepConfig", "build", "changed_result_options", "fields_of", "leaves", "need", "option",
+           "part", "positive", "result_defaults", "result_options"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.selection import parse_ks
 from ..errors import OptionError
-from ..modes import PartnerPool, Population, Positions, Protocol, ValueSource, check_mode
+from ..modes import (METHODS, VARIANTS, Method, PartnerPool, Population, Positions, Protocol, ValueSource, Variant,
+                     check_mode)
 from .options import DEFAULT_KS, leaves, option, part, positive
 from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
 from .presets import preset_text, resolve
@@ -88,13 +90,16 @@ class SteeringConfig:
     """Local steering: whose latents are injected, with which values, where."""
 
     partner_seed: int = option(42, "seed for choosing partners", result=True)
-    partners: PartnerPool = option("correct", "partner pool: other correctly answered questions on the context, or "
-                                              "any answered one", result=True)
+    partners: PartnerPool = option("different", "partner pool: any other question on the context whose answer "
+                                                "differs both ways (scored on its gold answer); other correctly "
+                                                "answered ones; or any answered one (runs/partners.py)", result=True)
+    value_scale: float = option(1.0, "factor on the injected values", result=True)
     value_source: ValueSource | None = option(None, "values injected for the partner's latents", result=True,
                                               default_text=preset_text("value_source"))
     positions: Positions | None = option(None, "edit every token; only the last prompt token, in the prompt pass; "
-                                               "or the newest token of every step, earlier ones unedited (current: "
-                                               "the authors' no-cache loop, exactly)", result=True,
+                                               "the newest token of every step, earlier ones unedited (current: "
+                                               "the authors' no-cache loop, exactly); or every generated token, no "
+                                               "prompt token", result=True,
                                          default_text=preset_text("positions"))
 
     def __post_init__(self) -> None:
@@ -103,6 +108,8 @@ class SteeringConfig:
             check_mode(self.value_source, ValueSource, "value_source")
         if self.positions is not None:
             check_mode(self.positions, Positions, "positions")
+        if not (self.value_scale > 0 and math.isfinite(self.value_scale)):
+            raise OptionError(f"{{value_scale}} must be a positive number, got {self.value_scale}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,35 @@ class SteerConfig(ExperimentConfig):
     """`experiments/steer.py`: zero own TopK, inject a same-context partner's TopK (paper Table 1 bottom)."""
 
     steering: SteeringConfig = part(SteeringConfig)
+
+
+@dataclass(frozen=True)
+class SteerSweepConfig(SteerConfig):
+    """`experiments/steer_sweep.py`: steering at several value scales, with controls (dose-response)."""
+
+    k: tuple[str, ...] = option(("10", "50%"), "K values: whole numbers or percentages of the latents active at the "
+                                                "last prompt token", result=True)
+    value_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0, 8.0, 16.0), "factors on the injected values",
+                                             result=True)
+    variants: tuple[Variant, ...] = option(VARIANTS, "edits: swap (zero own TopK, inject the partner's), "
+                                                     "inject-only, random (K random latents active in the partner)",
+                                           result=True)
+    methods: tuple[Method, ...] = option(METHODS, "ranking methods", result=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.steering.value_scale != 1:
+            raise OptionError("the sweep sets the scale itself: drop {value_scale} and pass {value_scales}")
+        for name, values, mode in (("variants", self.variants, Variant), ("methods", self.methods, Method)):
+            for value in values:
+                check_mode(value, mode, name)
+            if len(set(values)) != len(values) or not values:
+                raise OptionError(f"{{{name}}} needs each value once, got {' '.join(values) or 'none'}")
+        if not self.value_scales or any(not (s > 0 and math.isfinite(s)) for s in self.value_scales) \
+                or len(set(self.value_scales)) != len(self.value_scales):
+            raise OptionError(f"{{value_scales}} must be distinct positive numbers, got "
+                              f"{' '.join(map(str, self.value_scales)) or 'none'}")
+        object.__setattr__(self, "value_scales", tuple(sorted(float(s) for s in self.value_scales)))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Each row of the batch has its own `LatentEdit`. With positions `all` the edit applies at every token of
 the prompt pass and at every generated token; with `last` only at the last prompt token, in the prompt
-pass; with `current` at the newest token of every step only, earlier tokens unedited (the authors' final
-steering version, `core.current`).
+pass; with `generated` at every generated token (every step after the prompt pass); with `current` at the
+newest token of every step only, earlier tokens unedited (the authors' final steering version,
+`core.current`).
 
 nnsight pitfall (0.8.1) — Symptom: the generated ids come back undefined after an edit loop. Cause:
 generation stops early (newline stop string, EOS), so a loop over `tracer.iter[:n]` asks for steps that
@@ -87,9 +88,9 @@ def generate_trace(lm: Any, module: Any, plan: EditedGeneration, inputs: dict | 
                 for step in tracer.iter[:]:
                     # every step must touch the layer: a step that reads nothing leaves the loop waiting
                     x = module.output
-                    if positions == "all":
+                    if positions == "all" or (positions == "generated" and step > 0):
                         module.output = applier(x)
-                    elif step == 0:
+                    elif positions == "last" and step == 0:
                         module.output = applier(x, slice(-1, None))
                     elif splice == "reconstruct":
                         module.output = applier(x, slice(0, 0))
