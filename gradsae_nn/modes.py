@@ -33,8 +33,10 @@ EditImpl = Literal["auto", "sliced", "full"]
 """sliced: only the edited latents' rows (ReLU/JumpReLU); full: whole encode/decode; auto: sliced where exact."""
 Scoring = Literal["trace", "x-grad"]
 """How ∂T/∂h is obtained: splice the SAE into the trace, or save x and ∂T/∂x and score here (the remote path)."""
-Method = Literal["gradsae", "baseline"]
-"""How latents are ranked: GradSAE's influence score, or the baseline's mean activation."""
+Method = Literal["gradsae", "baseline", "attribution", "integrated-gradients", "exact"]
+"""How latents are ranked: GradSAE's influence score; the baseline's mean activation; the unclamped first-order
+estimate Σ_n ∂T/∂h·h; integrated gradients; or the measured drop in T when the latent is zeroed (see
+`core.methods`). The paper compares the first two (`METHODS`)."""
 Which = Literal["top", "bottom"]
 Positions = Literal["all", "last", "current", "generated"]
 """Where an edit applies: every prompt and generated token; only the last prompt token (prompt pass); the
@@ -51,7 +53,8 @@ own (control); zero own TopK and inject K random latents active in the partner, 
 (control)."""
 Population = Literal["correct", "answered"]
 
-METHODS: tuple[Method, ...] = get_args(Method)
+METHODS: tuple[Method, ...] = ("gradsae", "baseline")
+ALL_METHODS: tuple[Method, ...] = get_args(Method)
 WHICH: tuple[Which, ...] = get_args(Which)
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
 

@@ -33,6 +33,7 @@ class ReferenceScores(NamedTuple):
     activation: torch.Tensor
     target: float
     logit_scale: float
+    attribution: torch.Tensor | None = None
 
 
 def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answer-logprob", include_bos=False,
@@ -67,7 +68,27 @@ def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answe
     h = store["h"][0, start:p].detach()
     g = grad[0, start:p]
     return ReferenceScores(torch.relu(g * h).mean(0), h.mean(0), float(value.detach()),
-                           float(logits[columns].detach().abs().max()))
+                           float(logits[columns].detach().abs().max()), (g * h).sum(0))
+
+
+def reference_ablated_target(hf_model, sae, layer, prompt_ids, answer_ids, latent, include_bos=False):
+    """The answer log-prob with `latent` zeroed (its decoder row times its activation removed) at the prompt
+    positions, the first left out unless `include_bos`: one example, a forward hook, no batching."""
+    start, p = (0 if include_bos else 1), len(prompt_ids)
+
+    def hook(_module, _inputs, output):
+        x = output[0] if isinstance(output, tuple) else output
+        x = x.clone()
+        x[:, start:p] = reference_sliced_edit(sae, x[:, start:p], (latent,), ())
+        return x
+
+    handle = hf_model.model.layers[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = hf_model(torch.tensor([list(prompt_ids) + list(answer_ids)])).logits[0]
+    finally:
+        handle.remove()
+    return float(sum(logits[p - 1 + j].log_softmax(-1)[tok] for j, tok in enumerate(answer_ids)))
 
 
 def reference_edit(sae, x, zero, inject):

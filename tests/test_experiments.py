@@ -148,6 +148,22 @@ def test_steer_injects_partner_latents(workdir, tiny_model_dir, tiny_sae_dir):
     assert json.loads((out / "summary.json").read_text())["n_examples"] == len(records)
 
 
+def test_perturb_with_every_method(workdir, tiny_model_dir, tiny_sae_dir):
+    """`--methods`: one table block per method, the same zeroing for each, and a ranking line per K."""
+    out = workdir / "p-methods"
+    methods = ["gradsae", "baseline", "attribution", "integrated-gradients", "exact"]
+    argv = base_args(tiny_model_dir, tiny_sae_dir, out, "--k", "1", "--methods", *methods, "--ig-steps", "2",
+                     "--exact-candidates", "3")
+    assert perturb.main(argv) == 0
+    records = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    for record in records:
+        assert {key.split("/")[0] for key in record["outputs"] if key != "none"} == set(methods)
+    table = (out / "table.md").read_text()
+    for label in ("Attribution TopK↓", "Integrated gradients BottomK↑", "Exact ablation TopK↓"):
+        assert label in table
+    assert "K=1: TopK EM" in table
+
+
 def test_steer_default_partners_start_at_zero(workdir, tiny_model_dir, tiny_sae_dir):
     """The default pool: the unsteered answer never scores against the partner's golds; every output says how
     much of the own answer survived and whether it broke."""

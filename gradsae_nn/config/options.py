@@ -16,7 +16,7 @@ DEFAULT_KS = ("1", "10", "20", "30", "50%")
 RESULT_ORDER = ("protocol", "data", "seed", "prompt", "answer_format", "answer_splice", "splice", "target",
                 "scored_positions", "include_bos", "pad_topk", "edit_impl", "scoring", "correct_f1", "max_new_tokens",
                 "dtype", "k", "partner_seed", "partners", "value_source", "value_scale", "value_scales", "variants",
-                "methods", "positions", "population")
+                "methods", "ig_steps", "exact_candidates", "positions", "population")
 
 
 def option(default: Any, help: str, *, result: bool = False, flags: tuple[str, ...] | None = None,

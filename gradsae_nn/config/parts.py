@@ -9,8 +9,8 @@ from ..data.squad import HUB_DATASET, PACKAGED_DEV
 from ..errors import OptionError, literal
 from ..models import DEFAULT_MODEL, known_model_names
 from ..models.registry import check_model_name
-from ..modes import (AnswerFormat, AnswerSplice, Dtype, EditImpl, ScoredPositions, Scoring, SpliceMode, Target,
-                     check_mode)
+from ..modes import (METHODS, AnswerFormat, AnswerSplice, Dtype, EditImpl, Method, ScoredPositions, Scoring,
+                     SpliceMode, Target, check_mode)
 from .options import option, positive
 from .presets import preset_text
 
@@ -128,6 +128,12 @@ class MethodConfig:
     scoring: Scoring | None = option(None, "trace: SAE spliced in the trace; x-grad: save x and dT/dx only and score "
                                            "here (the remote path); equal up to float rounding", result=True,
                                      default_text="trace, x-grad with --remote")
+    methods: tuple[Method, ...] = option(METHODS, "ranking methods, each a block of the table: gradsae, baseline (mean "
+                                                  "activation), attribution (Σ dT/dh·h, unclamped), "
+                                                  "integrated-gradients, exact (measured ablation of the candidates)",
+                                         result=True)
+    ig_steps: int = option(8, "Gauss-Legendre nodes of integrated-gradients (m forward + backward passes)", result=True)
+    exact_candidates: int = option(50, "exact ablates the union of every other method's top N latents", result=True)
 
     def __post_init__(self) -> None:
         for value, mode, name in ((self.splice, SpliceMode, "splice"), (self.target, Target, "target"),
@@ -138,6 +144,15 @@ class MethodConfig:
         check_mode(self.edit_impl, EditImpl, "edit_impl")
         if self.scoring is not None:
             check_mode(self.scoring, Scoring, "scoring")
+        for method in self.methods:
+            check_mode(method, Method, "methods")
+        if len(set(self.methods)) != len(self.methods) or not self.methods:
+            raise OptionError(f"{{methods}} needs each method once, got {' '.join(self.methods) or 'none'}")
+        positive(self.ig_steps, "ig_steps")
+        positive(self.exact_candidates, "exact_candidates")
+        if self.splice == "reconstruct" and {"integrated-gradients", "exact"} & set(self.methods):
+            raise OptionError("{methods} integrated-gradients and exact move the residual along the lossless splice; "
+                              "use {splice} lossless with them")
         if self.scoring == "x-grad" and self.splice not in (None, "lossless"):
             raise OptionError("{scoring} x-grad is exact only for {splice} lossless; use {scoring} trace with "
                               "{splice} reconstruct")

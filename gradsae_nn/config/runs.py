@@ -9,8 +9,7 @@ from typing import Any
 
 from ..core.selection import parse_ks
 from ..errors import OptionError
-from ..modes import (METHODS, VARIANTS, Method, PartnerPool, Population, Positions, Protocol, ValueSource, Variant,
-                     check_mode)
+from ..modes import VARIANTS, PartnerPool, Population, Positions, Protocol, ValueSource, Variant, check_mode
 from .options import DEFAULT_KS, leaves, option, part, positive
 from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
 from .presets import preset_text, resolve
@@ -130,17 +129,15 @@ class SteerSweepConfig(SteerConfig):
     variants: tuple[Variant, ...] = option(VARIANTS, "edits: swap (zero own TopK, inject the partner's), "
                                                      "inject-only, random (K random latents active in the partner)",
                                            result=True)
-    methods: tuple[Method, ...] = option(METHODS, "ranking methods", result=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.steering.value_scale != 1:
             raise OptionError("the sweep sets the scale itself: drop {value_scale} and pass {value_scales}")
-        for name, values, mode in (("variants", self.variants, Variant), ("methods", self.methods, Method)):
-            for value in values:
-                check_mode(value, mode, name)
-            if len(set(values)) != len(values) or not values:
-                raise OptionError(f"{{{name}}} needs each value once, got {' '.join(values) or 'none'}")
+        for value in self.variants:
+            check_mode(value, Variant, "variants")
+        if len(set(self.variants)) != len(self.variants) or not self.variants:
+            raise OptionError(f"{{variants}} needs each value once, got {' '.join(self.variants) or 'none'}")
         if not self.value_scales or any(not (s > 0 and math.isfinite(s)) for s in self.value_scales) \
                 or len(set(self.value_scales)) != len(self.value_scales):
             raise OptionError(f"{{value_scales}} must be distinct positive numbers, got "

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from ..errors import OptionError
-from ..modes import METHODS, Scoring, SpliceMode, Target, check_mode
+from ..modes import Method, Scoring, SpliceMode, Target, check_mode
 from ..remote import run_traces
 from .edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
 from .generation import pad_id
+from .integrated import attribution_scores
+from .methods import check_methods, extend_scores
 from .sae import SparseAutoencoder
 from .splice import apply_splice
 from .targets import ScoringBatch, ScoringInput, build_batch, target_values
@@ -40,6 +42,12 @@ class LatentScores:
         `all-at-target-step` the last token before the target): K = "50%" is half of this.
     target: the value of the target T.
     activation_last: `[d_sae]` h at that position (a steering value source).
+    attribution: `[d_sae]` Σ over scored tokens of ∂T/∂h · h, unclamped (`core.integrated.attribution_scores`).
+    integrated_gradients: `[d_sae]` IG over the scored tokens (`core.integrated`), when asked for; target_zero:
+        T with every latent zeroed at the scored tokens, so `integrated_gradients.sum()` should equal
+        `target − target_zero` (completeness; the gap is the quadrature's error).
+    exact: `[d_sae]` the measured drop in T with each candidate latent zeroed at the scored tokens
+        (`core.exact`), 0 for latents that were not candidates; when asked for.
     """
 
     gradsae: torch.Tensor
@@ -48,14 +56,19 @@ class LatentScores:
     n_active_last: int
     target: float
     activation_last: torch.Tensor
+    attribution: torch.Tensor | None = None
+    integrated_gradients: torch.Tensor | None = None
+    exact: torch.Tensor | None = None
+    target_zero: float | None = None
 
     def by_method(self, method: str) -> torch.Tensor:
-        """`[d_sae]` ranking scores of `method`: "gradsae" or "baseline" (mean activation)."""
-        if method == "gradsae":
-            return self.gradsae
-        if method == "baseline":
-            return self.activation
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        """`[d_sae]` ranking scores of `method` (`modes.Method`; "baseline" is the mean activation)."""
+        check_mode(method, Method, "method")
+        value = {"gradsae": self.gradsae, "baseline": self.activation, "attribution": self.attribution,
+                 "integrated-gradients": self.integrated_gradients, "exact": self.exact}[method]
+        if value is None:
+            raise ValueError(f"method {method!r} was not computed for these scores; score with it in `methods`")
+        return value
 
 
 def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, target: torch.Tensor
@@ -70,8 +83,9 @@ def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, t
     h_last = h[torch.arange(h.shape[0], device=h.device), last_col.to(h.device)]  # [batch, d_sae]
     active_last = (h_last > 0).sum(-1)
     last = h_last.detach().cpu()
+    attribution = attribution_scores(h, grad_h, scored).detach().cpu()
     return [LatentScores(gradsae[i].detach().cpu(), activation[i].detach().cpu(), int(n[i]), int(active_last[i]),
-                         float(target[i]), last[i]) for i in range(h.shape[0])]
+                         float(target[i]), last[i], attribution[i]) for i in range(h.shape[0])]
 
 
 def grad_trace(lm: Any, module: Any, batch: ScoringBatch, target: str, sae: SparseAutoencoder | None = None,
@@ -116,23 +130,29 @@ def latent_grads_from_x(sae: SparseAutoencoder, x: torch.Tensor, grad_x: torch.T
 
 def score_examples(model: "LoadedModel", sae: SparseAutoencoder, layer: int, examples: Sequence[ScoringInput],
                    target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
-                   include_bos: bool = False, scored_positions: str = "prompt") -> list[LatentScores]:
-    """Scores for each example, computed in one batched forward + backward."""
-    return score_batches(model, sae, layer, [examples], target, splice, scoring, include_bos, scored_positions)[0]
+                   include_bos: bool = False, scored_positions: str = "prompt", methods: Sequence[str] = (),
+                   ig_steps: int = 8, exact_candidates: int = 50) -> list[LatentScores]:
+    """Scores for each example, computed in one batched forward + backward (plus what `methods` needs)."""
+    return score_batches(model, sae, layer, [examples], target, splice, scoring, include_bos, scored_positions,
+                         methods, ig_steps, exact_candidates)[0]
 
 
 def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batches: Sequence[Sequence[ScoringInput]],
                   target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
-                  include_bos: bool = False, scored_positions: str = "prompt") -> list[list[LatentScores]]:
+                  include_bos: bool = False, scored_positions: str = "prompt", methods: Sequence[str] = (),
+                  ig_steps: int = 8, exact_candidates: int = 50) -> list[list[LatentScores]]:
     """`score_examples` for each batch of examples; one forward + backward per batch, remotely in one request.
 
     include_bos: also score the first prompt token (an attention sink; BOS or the first chat token).
     scored_positions: `prompt`, or `all-at-target-step` (`targets.ScoringBatch.scored_positions`).
+    methods: `integrated-gradients` / `exact` here add those scores (`core.methods`; more passes per batch);
+    GradSAE, the baseline and attribution always come from the one pass.
     Remotely only `x-grad` is possible: the SAE stays here and scores come from the saved `x` and `∂T/∂x`.
     """
     check_mode(target, Target, "target")
     check_mode(splice, SpliceMode, "splice")
     check_mode(scoring, Scoring, "scoring")
+    check_methods(methods, splice)
     if scoring == "x-grad" and splice != "lossless":
         raise OptionError("{scoring} x-grad is exact only for {splice} lossless; use {scoring} trace with "
                           "{splice} reconstruct")
@@ -142,10 +162,12 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
     built = [build_batch(examples, pad_id=pad_id(model), positions=scored_positions) for examples in batches]
     grads = layer_grads(model, layer, built, target, sae=sae if scoring == "trace" else None, splice=splice)
     out = []
-    for batch, (acts, grad, values) in zip(built, grads):
+    for examples, batch, (acts, grad, values) in zip(batches, built, grads):
         h, grad_h = (acts, grad) if scoring == "trace" else latent_grads_from_x(sae, acts, grad)
         scored = batch.scored_positions(include_bos).to(h.device)
-        out.append(reduce_scores(h.float(), grad_h.float(), scored, values))
+        scores = reduce_scores(h.float(), grad_h.float(), scored, values)
+        out.append(extend_scores(model, sae, layer, batch, examples, scores, methods, target, include_bos, ig_steps,
+                                 exact_candidates))
     return out
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..core.selection import UNEDITED, Setting
 
-COLORS = {"gradsae": "tab:red", "baseline": "tab:blue"}
+COLORS = {"gradsae": "tab:red", "baseline": "tab:blue", "attribution": "tab:green", "integrated-gradients": "tab:purple",
+          "exact": "black"}
 
 
 def _figure():

@@ -17,14 +17,31 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.selection import UNEDITED, Setting
+from ..modes import METHODS
 from .plots import plot_settings
 from .records import atomic_write_text
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
-ROW_LABELS = {("baseline", "top"): "Baseline TopK↓", ("baseline", "bottom"): "Baseline BottomK↑",
-              ("gradsae", "top"): "GradSAE TopK↓", ("gradsae", "bottom"): "GradSAE BottomK↑"}
-ROW_ORDER = (("baseline", "top"), ("baseline", "bottom"), ("gradsae", "top"), ("gradsae", "bottom"))
+METHOD_LABELS = {"baseline": "Baseline", "gradsae": "GradSAE", "attribution": "Attribution",
+                 "integrated-gradients": "Integrated gradients", "exact": "Exact ablation"}
+METHOD_ORDER = tuple(METHOD_LABELS)   # table order: the paper's two first, baseline on top
+
+
+def row_order(methods: Sequence[str] = METHODS) -> list[tuple[str, str]]:
+    """The table's rows, (method, which), in `METHOD_ORDER`, TopK before BottomK."""
+    return [(m, w) for m in METHOD_ORDER if m in methods for w in ("top", "bottom")]
+
+
+def row_label(method: str, which: str) -> str:
+    return f"{METHOD_LABELS[method]} {'TopK↓' if which == 'top' else 'BottomK↑'}"
+
+
+def methods_of(summary: dict) -> list[str]:
+    """The methods a summary (or a record's outputs) holds settings of, in `METHOD_ORDER`."""
+    present = {key.split("/")[0] for key in summary if "/" in key}
+    return [m for m in METHOD_ORDER if m in present]
+
 PAPER_KS = ("1", "10", "20", "30", "50%")
 
 # Shu, Wu et al. (EMNLP 2025), Gemma 2 9B IT, Gemma Scope layer 9; None = not given as a number.
@@ -71,10 +88,14 @@ def bootstrap_cell(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES
     return Cell(float(data.mean()), float(low), float(high), int(data.size))
 
 
-def summarize(records: Sequence[dict], ks: Sequence[str], unedited_key: str = UNEDITED) -> dict:
-    """`{"none": {"em": Cell, "f1": Cell}, "gradsae/top/10": {..., "truncated": n, "mean_k": x}, ...}`."""
+def summarize(records: Sequence[dict], ks: Sequence[str], unedited_key: str = UNEDITED,
+              methods: Sequence[str] | None = None) -> dict:
+    """`{"none": {"em": Cell, "f1": Cell}, "gradsae/top/10": {..., "truncated": n, "mean_k": x}, ...}`; methods:
+    those of the records' outputs unless given (the paper's two for no records)."""
     out: dict = {}
-    keys = [unedited_key] + [Setting(m, w, k).key for m, w in ROW_ORDER for k in ks]
+    if methods is None:
+        methods = methods_of(records[0]["outputs"]) if records else METHODS
+    keys = [unedited_key] + [Setting(m, w, k).key for m, w in row_order(methods) for k in ks]
     for key in keys:
         present = [r for r in records if key in r["outputs"]]
         entry: dict = {metric: bootstrap_cell([100.0 * r["outputs"][key][metric] for r in present])
@@ -97,15 +118,15 @@ def table_rows(summary: dict, ks: Sequence[str], metric: str, ci: bool = True,
                unedited_key: str = UNEDITED) -> list[list[str]]:
     """Rows `[label, w/o task, K...]` of one metric, in the paper's row order."""
     unedited = summary[unedited_key][metric].text(ci)
-    return [[ROW_LABELS[(m, w)], unedited] + [summary[Setting(m, w, k).key][metric].text(ci) for k in ks]
-            for m, w in ROW_ORDER]
+    return [[row_label(m, w), unedited] + [summary[Setting(m, w, k).key][metric].text(ci) for k in ks]
+            for m, w in row_order(methods_of(summary))]
 
 
 def paper_rows(experiment: str, metric: str, ks: Sequence[str]) -> list[list[str]]:
     """The paper's rows for `metric` in our K columns; "—" where the paper gives no number (or no such K)."""
     ref = PAPER[experiment]
     rows = []
-    for m, w in ROW_ORDER:
+    for m, w in row_order():
         entry = ref[(m, w)]
         values = entry.get(metric)
         cells = []
@@ -116,7 +137,7 @@ def paper_rows(experiment: str, metric: str, ks: Sequence[str]) -> list[list[str
                 cells.append(f"{values[PAPER_KS.index(k)]:.2f}")
             else:
                 cells.append(entry.get("text", "—"))
-        rows.append([f"{ROW_LABELS[(m, w)]} (paper)", "100" if experiment == "perturb" else "—", *cells])
+        rows.append([f"{row_label(m, w)} (paper)", "100" if experiment == "perturb" else "—", *cells])
     return rows
 
 
@@ -147,7 +168,7 @@ def render_csv(summary: dict, ks: Sequence[str], unedited_key: str = UNEDITED) -
     for metric in ("em", "f1"):
         cell = summary[unedited_key][metric]
         writer.writerow(["none", "", "", metric, f"{cell.mean:.4f}", f"{cell.low:.4f}", f"{cell.high:.4f}", cell.n, "", ""])
-        for m, w in ROW_ORDER:
+        for m, w in row_order(methods_of(summary)):
             for k in ks:
                 entry = summary[Setting(m, w, k).key]
                 cell = entry[metric]
@@ -182,17 +203,17 @@ def write_outputs(out_dir: Path, title: str, experiment: str, summary: dict, ks:
     atomic_write_text(out_dir / "table.md", render_markdown(title, experiment, summary, ks, n_examples, notes))
     atomic_write_text(out_dir / "table.csv", render_csv(summary, ks))
     if n_examples:
-        rows = [(m, w, ROW_LABELS[(m, w)]) for m, w in ROW_ORDER]
+        rows = [(m, w, row_label(m, w)) for m, w in row_order(methods_of(summary))]
         plot_settings(summary, ks, rows, out_dir / "plot.png", f"{title} (n = {n_examples})")
 
 
 def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records: Sequence[dict], ks: Sequence[str],
-            stats: dict, notes: Sequence[str] = ()) -> dict:
+            stats: dict, notes: Sequence[str] = (), methods: Sequence[str] = METHODS) -> dict:
     """Summarise `records`, write every output file, close the manifest and print the tables; returns the summary."""
     from rich.console import Console
 
-    summary = summarize(records, ks)
-    notes = [*notes, *truncation_notes(summary, ks, len(records))]
+    summary = summarize(records, ks, methods=methods)
+    notes = [*notes, *ranking_notes(summary, ks), *truncation_notes(summary, ks, len(records))]
     write_outputs(out_dir, title, experiment, summary, ks, len(records), stats, notes)
     manifest.finish(n_examples=len(records), **stats)
     console = Console()
@@ -204,12 +225,33 @@ def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records
     return summary
 
 
+def ranking_notes(summary: dict, ks: Sequence[str], metric: str = "em") -> list[str]:
+    """With more than two methods, one line per K: whose TopK hurts most (lowest EM first) and whose BottomK least
+    (highest first); "≈" joins methods whose means lie inside each other's 95% intervals."""
+    methods = methods_of(summary)
+    if len(methods) <= 2:
+        return []
+    lines = []
+    for k in ks:
+        parts = []
+        for which, hurt_first in (("top", True), ("bottom", False)):
+            cells = sorted(((summary[Setting(m, which, k).key][metric], m) for m in methods),
+                           key=lambda cm: cm[0].mean, reverse=not hurt_first)
+            text = METHOD_LABELS[cells[0][1]]
+            for (previous, _), (cell, m) in zip(cells, cells[1:]):
+                tied = previous.low <= cell.mean <= previous.high or cell.low <= previous.mean <= cell.high
+                text += f" {'≈' if tied else '<' if hurt_first else '>'} {METHOD_LABELS[m]}"
+            parts.append(f"{'TopK' if which == 'top' else 'BottomK'} {metric.upper()} {text}")
+        lines.append(f"K={k}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def truncation_notes(summary: dict, ks: Sequence[str], n_examples: int) -> list[str]:
     """One note per K at which some selection had fewer positive-scoring latents than K (so it took all of
     them, and TopK and BottomK overlap or coincide there)."""
     notes = []
     for k in ks:
-        cut = {method: summary[Setting(method, "top", k).key] for method in ("gradsae", "baseline")}
+        cut = {method: summary[Setting(method, "top", k).key] for method in methods_of(summary)}
         parts = [f"{method} in {entry['truncated']} of {n_examples} (mean size {entry['mean_k']:.1f})"
                  for method, entry in cut.items() if entry.get("truncated")]
         if parts:

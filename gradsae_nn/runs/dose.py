@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def sweep_cells(config: SteerSweepConfig) -> list[SteerCell]:
     """Every cell of the sweep, in table order: method, variant, K, scale (TopK only)."""
-    return [SteerCell(method, "top", k, variant, scale) for method in config.methods for variant in config.variants
+    return [SteerCell(method, "top", k, variant, scale) for method in config.method.methods for variant in config.variants
             for k in config.ks for scale in config.value_scales]
 
 
@@ -41,14 +41,14 @@ def steer_sweep(config: SteerSweepConfig, model: "LoadedModel | None" = None) ->
     records = run_steering(prepared, config, out_dir, cells, partners)
     keys = [cell.key for cell in cells]
     summary = summarize_dose(records, keys)
-    comparison = paired_comparison(records, config.methods, config.ks, config.value_scales)
+    comparison = paired_comparison(records, config.method.methods, config.ks, config.value_scales)
     title = (f"Steering dose-response — {config.model.model}, layer {prepared.layer}, SAE {prepared.sae_spec}, "
              f"values {steering.value_source}, positions {steering.positions}")
     notes = [*partner_notes(partners, len(records), steering.partners),
              "Edits: swap = zero own TopK, inject the partner's TopK × scale; inject-only = the same without "
              "zeroing; random = zero own TopK, inject K random latents active in the partner with the same values.",
              *splice_notes(config)]
-    text = render_dose(title, summary, comparison, config.methods, config.variants, config.ks, config.value_scales,
+    text = render_dose(title, summary, comparison, config.method.methods, config.variants, config.ks, config.value_scales,
                        len(records), notes)
     stats = {"n_answered": prepared.n_answered, "n_no_other_question": partners.no_other,
              "n_filtered_out": partners.filtered, "seconds_total": round(time.perf_counter() - started, 1),
@@ -57,7 +57,7 @@ def steer_sweep(config: SteerSweepConfig, model: "LoadedModel | None" = None) ->
     atomic_write_json(out_dir / "summary.json", {"n_examples": len(records), **stats, "cells": summary_json(summary),
                                                  "comparison": comparison_json(comparison)})
     if records:
-        args = (summary, config.methods, config.variants, config.ks, config.value_scales)
+        args = (summary, config.method.methods, config.variants, config.ks, config.value_scales)
         plot_dose(*args, out_dir / "dose.png", f"{title} (n = {len(records)})")
         plot_frontier(*args, out_dir / "frontier.png", f"{title} (n = {len(records)})")
     manifest.finish(n_examples=len(records), **stats)

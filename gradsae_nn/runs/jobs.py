@@ -35,7 +35,8 @@ def score_items(prepared: Prepared, items: Sequence[Item], config: ExperimentCon
     scores = score_batches(prepared.model, prepared.sae, prepared.layer,
                            [[ScoringInput(it.prompt_ids, it.answer_ids) for it in chunk] for chunk in chunks],
                            target=method.target, splice=method.splice, scoring=method.scoring,
-                           include_bos=method.include_bos, scored_positions=method.scored_positions)
+                           include_bos=method.include_bos, scored_positions=method.scored_positions,
+                           methods=method.methods, ig_steps=method.ig_steps, exact_candidates=method.exact_candidates)
     return {it.id: s for chunk, chunk_scores in zip(chunks, scores) for it, s in zip(chunk, chunk_scores)}
 
 

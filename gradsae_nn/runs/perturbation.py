@@ -1,6 +1,7 @@
 """Perturbation (paper RQ1/RQ2): zero an example's TopK or BottomK latents at every token, regenerate greedily.
 
-For each correct example: score it (GradSAE and the activation baseline), select TopK/BottomK for each K,
+For each correct example: score it (GradSAE and the activation baseline, and any other `--methods`), select
+TopK/BottomK for each K,
 and generate once per setting with those latents zeroed at every prompt and generated position, plus
 once unedited ("none", which must reproduce the correct answer). EM/F1 against the gold answers.
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 from ..config import ExperimentConfig, PerturbConfig
 from ..core.edits import LatentEdit
 from ..core.selection import UNEDITED, settings
+from ..modes import METHODS
 from ..remote import run_summary
 from ..results.report import publish
 from .jobs import GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record
@@ -30,10 +32,10 @@ if TYPE_CHECKING:
 EXAMPLES_FILE = "examples.jsonl"
 
 
-def perturbation_jobs(item: Item, scores: "LatentScores", ks: Sequence[str], pad: bool = False
-                      ) -> tuple[list[GenerationJob], dict]:
+def perturbation_jobs(item: Item, scores: "LatentScores", ks: Sequence[str], pad: bool = False,
+                      methods: Sequence[str] = METHODS) -> tuple[list[GenerationJob], dict]:
     """The unedited job plus one zeroing job per setting; also the selections (`pad`: padded TopK), as records."""
-    selections = select_all(scores, ks, pad=pad)
+    selections = select_all(scores, ks, methods, pad=pad)
     golds = item.example.answers
     jobs = [GenerationJob(item.id, UNEDITED, item.prompt_ids, LatentEdit(), golds)]
     jobs += [GenerationJob(item.id, key, item.prompt_ids, LatentEdit(zero=sel.latents), golds)
@@ -55,7 +57,7 @@ def run_perturbation(prepared: Prepared, config: ExperimentConfig, out_dir: Path
 
     def process(chunk: list[Item]) -> Iterator[list[dict]]:
         scores = score_items(prepared, chunk, config)
-        planned = {it.id: perturbation_jobs(it, scores[it.id], ks, bool(config.method.pad_topk))
+        planned = {it.id: perturbation_jobs(it, scores[it.id], ks, bool(config.method.pad_topk), config.method.methods)
                    for it in chunk}
         groups = list(job_groups(chunk, lambda it: planned[it.id][0], config.gen_batch_size))
         outputs = run_job_groups(prepared, [[j for _, jobs in group for j in jobs] for group in groups], config)
@@ -69,7 +71,7 @@ def run_perturbation(prepared: Prepared, config: ExperimentConfig, out_dir: Path
                 records.append(record)
             yield records
 
-    n_jobs = 1 + len(settings(ks))
+    n_jobs = 1 + len(settings(ks, config.method.methods))
     done = run_resumable(out_dir / EXAMPLES_FILE, prepared.correct, config.batch_size,
                          f"perturbing (L{prepared.layer}, {n_jobs} generations each)", process)
     return [done[it.id] for it in prepared.correct]
@@ -91,4 +93,4 @@ def perturb(config: PerturbConfig, model: "LoadedModel | None" = None) -> dict:
              f"token.", *splice_notes(config)]
     stats = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
              "seconds_perturb": round(seconds, 1), **prepared.extra, **run_summary(prepared.model)}
-    return publish(out_dir, manifest, "perturb", title, records, config.ks, stats, notes)
+    return publish(out_dir, manifest, "perturb", title, records, config.ks, stats, notes, config.method.methods)

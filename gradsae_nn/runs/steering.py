@@ -101,7 +101,8 @@ def steering_jobs(item: Item, partner: Item, own_scores: "LatentScores", partner
                   ) -> tuple[list[GenerationJob], dict]:
     """One generation per cell (`SteerCell`), and each cell's selections."""
     ks = list(dict.fromkeys(cell.k for cell in cells))
-    own, injected = select_all(own_scores, ks, pad=pad), select_all(partner_scores, ks, pad=pad)
+    methods = list(dict.fromkeys(cell.method for cell in cells))
+    own, injected = select_all(own_scores, ks, methods, pad), select_all(partner_scores, ks, methods, pad)
     golds = partner.example.answers
     jobs, selections = [], {}
     for cell in cells:
@@ -210,7 +211,8 @@ def steer(config: SteerConfig, model: "LoadedModel | None" = None) -> dict:
     started = time.perf_counter()
     prepared, out_dir, manifest, partners = start_steering(config, "steer", model)
     steering = config.steering
-    cells = [SteerCell(s.method, s.which, s.k, "swap", steering.value_scale, short=True) for s in settings(config.ks)]
+    cells = [SteerCell(s.method, s.which, s.k, "swap", steering.value_scale, short=True)
+             for s in settings(config.ks, config.method.methods)]
     records = run_steering(prepared, config, out_dir, cells, partners)
     title = (f"Local steering — {config.model.model}, layer {prepared.layer}, SAE {prepared.sae_spec}, values "
              f"{steering.value_source}" + (f" × {steering.value_scale:g}" if steering.value_scale != 1 else "") +
@@ -221,4 +223,4 @@ def steer(config: SteerConfig, model: "LoadedModel | None" = None) -> dict:
     stats = {"n_answered": prepared.n_answered, "n_without_partner": partners.no_other + partners.filtered,
              "n_no_other_question": partners.no_other, "n_filtered_out": partners.filtered,
              "seconds_total": round(time.perf_counter() - started, 1), **prepared.extra, **run_summary(prepared.model)}
-    return publish(out_dir, manifest, "steer", title, records, config.ks, stats, notes)
+    return publish(out_dir, manifest, "steer", title, records, config.ks, stats, notes, config.method.methods)

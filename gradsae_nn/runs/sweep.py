@@ -17,7 +17,7 @@ from ..core.selection import UNEDITED, Setting
 from ..errors import OptionError
 from ..remote import run_summary
 from ..results.records import atomic_write_json, atomic_write_text
-from ..results.report import (ROW_LABELS, ROW_ORDER, markdown_table, print_table, summarize, summary_json,
+from ..results.report import (markdown_table, print_table, row_label, row_order, summarize, summary_json,
                                truncation_notes, write_outputs)
 from .naming import folder
 from .outputs import open_run
@@ -46,6 +46,7 @@ def layer_sweep(config: SweepConfig) -> dict:
     started = time.perf_counter()
     model = open_model(config)
     rows: dict[str, list[list[str]]] = {metric: [] for metric in ("em", "f1")}
+    rows_of = row_order(config.method.methods)
     per_layer = {}
     for layer in layers:
         run = config.perturbation(layer)
@@ -53,7 +54,7 @@ def layer_sweep(config: SweepConfig) -> dict:
         out_dir, manifest = open_run(run, "perturb", prepared)
         manifest.start()
         records = run_perturbation(prepared, run, out_dir)
-        summary = summarize(records, ks)
+        summary = summarize(records, ks, methods=config.method.methods)
         write_outputs(out_dir, f"Perturbation — {config.model.model}, layer {layer}, SAE {prepared.sae_spec}",
                       "perturb", summary, ks, len(records), {"n_answered": prepared.n_answered},
                       [*splice_notes(run), *truncation_notes(summary, ks, len(records))])
@@ -62,8 +63,8 @@ def layer_sweep(config: SweepConfig) -> dict:
         depth = f"L{layer} ({100 * layer / model.n_layers:.0f}% depth)"
         for metric in rows:
             rows[metric].append([depth, summary[UNEDITED][metric].text()]
-                                + [summary[Setting(m, w, k).key][metric].text() for m, w in ROW_ORDER for k in ks])
-    header = ["layer", "w/o task"] + [f"{ROW_LABELS[(m, w)]} K={k}" for m, w in ROW_ORDER for k in ks]
+                                + [summary[Setting(m, w, k).key][metric].text() for m, w in rows_of for k in ks])
+    header = ["layer", "w/o task"] + [f"{row_label(m, w)} K={k}" for m, w in rows_of for k in ks]
     sweep_dir = sweep_folder(config)
     title = f"Layer sweep — {config.model.model}, K = {', '.join(ks)}"
     text = f"## {title}\n\nn = {per_layer[layers[0]]['n_examples']} correct examples per layer; mean % [95% CI].\n"
