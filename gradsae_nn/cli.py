@@ -138,6 +138,7 @@ SCRIPTS: dict[str, tuple[str, str]] = {
     "perturb": ("gradsae_nn.config:PerturbConfig", "gradsae_nn.runs.perturbation:perturb"),
     "steer": ("gradsae_nn.config:SteerConfig", "gradsae_nn.runs.steering:steer"),
     "steer_sweep": ("gradsae_nn.config:SteerSweepConfig", "gradsae_nn.runs.dose:steer_sweep"),
+    "faithfulness": ("gradsae_nn.config:FaithfulnessConfig", "gradsae_nn.runs.faithfulness:faithfulness"),
     "stats": ("gradsae_nn.config:StatsConfig", "gradsae_nn.runs.overlap:stats"),
     "layer_sweep": ("gradsae_nn.config:SweepConfig", "gradsae_nn.runs.sweep:layer_sweep"),
     "write_questions": ("gradsae_nn.training.config:WriteQuestionsConfig", "gradsae_nn.training.run:questions_main"),

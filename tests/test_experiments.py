@@ -31,6 +31,7 @@ import perturb  # noqa: E402
 import stats  # noqa: E402
 import steer  # noqa: E402
 import steer_sweep  # noqa: E402
+import faithfulness  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,33 @@ def test_perturb_with_every_method(workdir, tiny_model_dir, tiny_sae_dir):
     for label in ("Attribution TopK↓", "Integrated gradients BottomK↑", "Exact ablation TopK↓"):
         assert label in table
     assert "K=1: TopK EM" in table
+
+
+def test_faithfulness_records_and_table(workdir, tiny_model_dir, tiny_sae_dir, capsys):
+    out = workdir / "faith"
+    argv = base_args(tiny_model_dir, tiny_sae_dir, out, "--ig-steps", "2", "--exact-candidates", "4")
+    assert faithfulness.main(argv) == 0
+    records = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    assert records
+    for record in records:
+        assert len(record["exact"]) == len(record["candidates"]) <= 4 * 4
+        assert set(record["scores"]) == {"gradsae", "baseline", "attribution", "integrated-gradients"}
+        assert set(record["metrics"]) == set(record["scores"]) | {"exact"}
+    table = (out / "table.md").read_text()
+    assert "Spearman vs exact" in table and "by answer length" in table and (out / "plot.png").exists()
+    code, err = _run_main(faithfulness.main, [*argv[:-4], "--methods", "gradsae", "baseline"], capsys)
+    assert code == 2 and "exact" in err
+
+
+def test_faithfulness_metrics():
+    from gradsae_nn.results.faithfulness import example_metrics
+
+    exact = [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, -1.0]
+    metrics = example_metrics({"same": exact, "reversed": exact[::-1]}, exact)
+    assert metrics["same"]["spearman"] == pytest.approx(1.0) and metrics["same"]["p@5"] == 1.0
+    assert metrics["reversed"]["spearman"] == pytest.approx(-1.0)
+    assert metrics["same"]["captured@5"] == metrics["exact"]["captured@5"] == pytest.approx(15 / 15.5)
+    assert metrics["reversed"]["captured@5"] == pytest.approx((-1 + 0.5 + 1 + 2 + 3) / 15.5)
 
 
 def test_steer_default_partners_start_at_zero(workdir, tiny_model_dir, tiny_sae_dir):

@@ -99,6 +99,21 @@ def test_remote_scores_equal_local(local_scores, remote_model, sae, inputs):
     assert remote_model.remote.stats.payload_bytes[-1] < 100_000  # no SAE in the request
 
 
+def test_every_method_runs_remotely_through_the_same_code(smollm, remote_model, sae, inputs):
+    """Integrated gradients (x-grad path traces) and exact ablation (sliced edits, the candidates' rows only) on
+    the server equal the same calls run here."""
+    kwargs = dict(scoring="x-grad", methods=("integrated-gradients", "exact"), ig_steps=2, exact_candidates=3)
+    local = score_examples(smollm, sae, LAYER, inputs[:1], **kwargs)[0]
+    remote = score_examples(remote_model, sae, LAYER, inputs[:1], **kwargs)[0]
+    rtol = network_rtol(remote_model.config, passes=2)
+    for name in ("attribution", "integrated_gradients", "exact"):
+        a, b = getattr(local, name), getattr(remote, name)
+        assert (a - b).abs().max() <= rtol * a.abs().max(), name
+    assert torch.count_nonzero(remote.exact) >= 3                       # the candidates were measured
+    sae_bytes = (sae.W_enc.numel() + sae.W_dec.numel()) * sae.W_dec.element_size()
+    assert max(remote_model.remote.stats.payload_bytes) < sae_bytes / 2   # residual deltas and slices, no SAE
+
+
 def test_remote_trace_scoring_is_refused(remote_model, sae, inputs):
     with pytest.raises(Exception, match="x-grad"):
         score_examples(remote_model, sae, LAYER, inputs[:1], scoring="trace")

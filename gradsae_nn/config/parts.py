@@ -9,7 +9,7 @@ from ..data.squad import HUB_DATASET, PACKAGED_DEV
 from ..errors import OptionError, literal
 from ..models import DEFAULT_MODEL, known_model_names
 from ..models.registry import check_model_name
-from ..modes import (METHODS, AnswerFormat, AnswerSplice, Dtype, EditImpl, Method, ScoredPositions, Scoring,
+from ..modes import (AnswerFormat, AnswerSplice, Dtype, EditImpl, Method, ScoredPositions, Scoring,
                      SpliceMode, Target, check_mode)
 from .options import option, positive
 from .presets import preset_text
@@ -128,10 +128,11 @@ class MethodConfig:
     scoring: Scoring | None = option(None, "trace: SAE spliced in the trace; x-grad: save x and dT/dx only and score "
                                            "here (the remote path); equal up to float rounding", result=True,
                                      default_text="trace, x-grad with --remote")
-    methods: tuple[Method, ...] = option(METHODS, "ranking methods, each a block of the table: gradsae, baseline (mean "
-                                                  "activation), attribution (Σ dT/dh·h, unclamped), "
-                                                  "integrated-gradients, exact (measured ablation of the candidates)",
-                                         result=True)
+    methods: tuple[Method, ...] | None = option(None, "ranking methods, each a block of the table: gradsae, baseline "
+                                                      "(mean activation), attribution (Σ dT/dh·h, unclamped), "
+                                                      "integrated-gradients, exact (measured ablation of the "
+                                                      "candidates)", result=True,
+                                                default_text="gradsae baseline; faithfulness: all five")
     ig_steps: int = option(8, "Gauss-Legendre nodes of integrated-gradients (m forward + backward passes)", result=True)
     exact_candidates: int = option(50, "exact ablates the union of every other method's top N latents", result=True)
 
@@ -144,13 +145,14 @@ class MethodConfig:
         check_mode(self.edit_impl, EditImpl, "edit_impl")
         if self.scoring is not None:
             check_mode(self.scoring, Scoring, "scoring")
-        for method in self.methods:
+        methods = self.methods or ()
+        for method in methods:
             check_mode(method, Method, "methods")
-        if len(set(self.methods)) != len(self.methods) or not self.methods:
-            raise OptionError(f"{{methods}} needs each method once, got {' '.join(self.methods) or 'none'}")
+        if len(set(methods)) != len(methods) or self.methods == ():
+            raise OptionError(f"{{methods}} needs each method once, got {' '.join(methods) or 'none'}")
         positive(self.ig_steps, "ig_steps")
         positive(self.exact_candidates, "exact_candidates")
-        if self.splice == "reconstruct" and {"integrated-gradients", "exact"} & set(self.methods):
+        if self.splice == "reconstruct" and {"integrated-gradients", "exact"} & set(methods):
             raise OptionError("{methods} integrated-gradients and exact move the residual along the lossless splice; "
                               "use {splice} lossless with them")
         if self.scoring == "x-grad" and self.splice not in (None, "lossless"):

@@ -28,7 +28,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Options added after results folders existed: `run_config.json` records them only when they differ from
 # these values, so a folder written before they existed still resumes.
 LATER_OPTIONS: dict[str, Any] = {"protocol": "project", "answer_format": "line", "answer_splice": "none",
-                                 "scored_positions": "prompt", "pad_topk": False}
+                                 "scored_positions": "prompt", "pad_topk": False, "methods": ("gradsae", "baseline"),
+                                 "ig_steps": 8, "exact_candidates": 50, "value_scale": 1.0}
 
 
 def preset_text(name: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..core.selection import parse_ks
 from ..errors import OptionError
-from ..modes import VARIANTS, PartnerPool, Population, Positions, Protocol, ValueSource, Variant, check_mode
+from ..modes import ALL_METHODS, METHODS, VARIANTS, PartnerPool, Population, Positions, Protocol, ValueSource, Variant, check_mode
 from .options import DEFAULT_KS, leaves, option, part, positive
 from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
 from .presets import preset_text, resolve
@@ -50,6 +50,8 @@ class AnswerRunConfig(RunConfig):
 class ExperimentConfig(RunConfig):
     """What every experiment on the correct set shares."""
 
+    DEFAULT_METHODS: ClassVar[tuple[str, ...]] = METHODS   # `--methods` left out: the paper's two
+
     method: MethodConfig = part(MethodConfig)
     k: tuple[str, ...] = option(DEFAULT_KS, "K values: whole numbers or percentages of the latents active at the last "
                                             "prompt token", result=True)
@@ -64,6 +66,8 @@ class ExperimentConfig(RunConfig):
             raise OptionError(f"{{n_correct}} must be ≥ 0 (0 = every correct example within {{limit}}), got "
                               f"{self.n_correct}")
         positive(self.gen_batch_size, "gen_batch_size")
+        if self.method.methods is None:
+            object.__setattr__(self, "method", dataclasses.replace(self.method, methods=self.DEFAULT_METHODS))
         if self.remote.remote and self.method.splice == "reconstruct":
             raise OptionError("{splice} reconstruct runs the model on the SAE's reconstruction, which needs the SAE "
                               "in the trace; a remote run never sends it: drop {remote} to run it here")
@@ -143,6 +147,23 @@ class SteerSweepConfig(SteerConfig):
             raise OptionError(f"{{value_scales}} must be distinct positive numbers, got "
                               f"{' '.join(map(str, self.value_scales)) or 'none'}")
         object.__setattr__(self, "value_scales", tuple(sorted(float(s) for s in self.value_scales)))
+
+
+@dataclass(frozen=True)
+class FaithfulnessConfig(ExperimentConfig):
+    """`experiments/faithfulness.py`: each method's scores against exact ablation, per example and by layer."""
+
+    DEFAULT_METHODS: ClassVar[tuple[str, ...]] = ALL_METHODS
+    layers: tuple[int, ...] | None = option(None, "run at each of these layers (with its shipped SAE) and collate a "
+                                                  "by-layer table", default_text="the SAE's layer only")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if "exact" not in self.method.methods or len(self.method.methods) < 2:
+            raise OptionError("faithfulness compares methods with exact ablation: give {methods} exact and at least "
+                              "one other (or leave {methods} out for all five)")
+        if self.layers and (self.method.sae is not None or self.out is not None):
+            raise OptionError("with {layers} each layer uses its shipped SAE and its own folder; drop {sae}/{out}")
 
 
 @dataclass(frozen=True)

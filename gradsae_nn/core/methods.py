@@ -38,6 +38,15 @@ def check_methods(methods: Sequence[str], splice: str) -> None:
                           "use {splice} lossless with them")
 
 
+def exact_candidate_ids(scores: "LatentScores", n: int) -> list[int]:
+    """The latents `exact` measures for these scores: the union of the top `n` of GradSAE, the baseline,
+    attribution and (when computed) integrated gradients, in that order (`core.exact.candidate_latents`)."""
+    rankings = [scores.gradsae, scores.activation, scores.attribution]
+    if scores.integrated_gradients is not None:
+        rankings.append(scores.integrated_gradients)
+    return candidate_latents(rankings, n)
+
+
 def extend_scores(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batch: ScoringBatch,
                   examples: Sequence[ScoringInput], scores: list["LatentScores"], methods: Sequence[str],
                   target: str, include_bos: bool, ig_steps: int = 8, exact_candidates: int = 50
@@ -49,11 +58,9 @@ def extend_scores(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
         scores = [dataclasses.replace(s, integrated_gradients=ig[i], target_zero=float(zero[i]))
                   for i, s in enumerate(scores)]
     if "exact" in methods:
-        others = ["gradsae", "baseline", "attribution", *(["integrated-gradients"] if "integrated-gradients" in methods
-                                                            else [])]
         out = []
         for example, s in zip(examples, scores):
-            candidates = candidate_latents([s.by_method(m) for m in others], exact_candidates)
+            candidates = exact_candidate_ids(s, exact_candidates)
             effects = exact_effects(model, sae, layer, example, candidates, target, include_bos)
             exact = torch.zeros_like(s.gradsae)
             exact[torch.tensor(candidates, dtype=torch.long)] = effects.to(exact.dtype)
