@@ -37,6 +37,8 @@ PLACEHOLDERS = {
     "7": [("7a", "remote scoring vs local", "report"), ("7b", "remote edited generation vs local", "report"),
           ("7c", "request bytes, sliced vs full SAE", "report"), ("7d", "request bytes, Gemma Scope size", "report")],
     "8": [("8", "default perturbation run", "≤ 30 min on 2 cores")],
+    "9": [("9a", "integrated gradients vs GradSAE scoring", "report"),
+          ("9b", "exact ablation of the candidates vs GradSAE scoring", "report")],
 }
 
 
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = setup(args, n_examples=max(args.batch, args.ablation_examples))
     info_start = machine(ctx.device)
 
-    from benchmarks import ablation, authors, batching, core, memory, perturb_run, remote
+    from benchmarks import ablation, authors, batching, core, memory, methods, perturb_run, remote
 
     makers: dict[str, Callable[[], list[Row]]] = {
         "1": lambda: [core.row_scoring(ctx)],
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "7": lambda: remote.rows_remote(ctx, args.remote_host),
         "8": lambda: [perturb_run.row_default_run(args.model, str(ctx.device)) if args.with_default_run
                       else perturb_run.row_from_manifest(Path(args.results_dir), args.model, ctx.layer)],
+        "9": lambda: methods.rows_methods(ctx),
     }
     rows: list[Row] = []
     for group in ROW_GROUPS:
