@@ -11,6 +11,7 @@ Two ways to get `∂T/∂h`, equal for the lossless splice (tested):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -26,6 +27,7 @@ from .methods import check_methods, extend_scores
 from .sae import SparseAutoencoder
 from .splice import apply_splice
 from .targets import ScoringBatch, ScoringInput, build_batch, target_values
+from .tokens import TokenDetail, token_details
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -46,6 +48,7 @@ class LatentScores:
     integrated_gradients: `[d_sae]` IG over the scored tokens (`core.integrated`), when asked for; target_zero:
         T with every latent zeroed at the scored tokens, so `integrated_gradients.sum()` should equal
         `target − target_zero` (completeness; the gap is the quadrature's error).
+    tokens: per-token contributions and activations of the top latents (`core.tokens`), when asked for.
     exact: `[d_sae]` the measured drop in T with each candidate latent zeroed at the scored tokens
         (`core.exact`), 0 for latents that were not candidates; when asked for.
     """
@@ -60,6 +63,7 @@ class LatentScores:
     integrated_gradients: torch.Tensor | None = None
     exact: torch.Tensor | None = None
     target_zero: float | None = None
+    tokens: TokenDetail | None = None
 
     def by_method(self, method: str) -> torch.Tensor:
         """`[d_sae]` ranking scores of `method` (`modes.Method`; "baseline" is the mean activation)."""
@@ -140,13 +144,15 @@ def score_examples(model: "LoadedModel", sae: SparseAutoencoder, layer: int, exa
 def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batches: Sequence[Sequence[ScoringInput]],
                   target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
                   include_bos: bool = False, scored_positions: str = "prompt", methods: Sequence[str] = (),
-                  ig_steps: int = 8, exact_candidates: int = 50) -> list[list[LatentScores]]:
+                  ig_steps: int = 8, exact_candidates: int = 50, token_latents: int = 0) -> list[list[LatentScores]]:
     """`score_examples` for each batch of examples; one forward + backward per batch, remotely in one request.
 
     include_bos: also score the first prompt token (an attention sink; BOS or the first chat token).
     scored_positions: `prompt`, or `all-at-target-step` (`targets.ScoringBatch.scored_positions`).
     methods: `integrated-gradients` / `exact` here add those scores (`core.methods`; more passes per batch);
     GradSAE, the baseline and attribution always come from the one pass.
+    token_latents: keep the per-token detail (`core.tokens`) of each example's top `token_latents` latents by
+    GradSAE and by the baseline (0: none).
     Remotely only `x-grad` is possible: the SAE stays here and scores come from the saved `x` and `∂T/∂x`.
     """
     check_mode(target, Target, "target")
@@ -166,6 +172,12 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
         h, grad_h = (acts, grad) if scoring == "trace" else latent_grads_from_x(sae, acts, grad)
         scored = batch.scored_positions(include_bos).to(h.device)
         scores = reduce_scores(h.float(), grad_h.float(), scored, values)
+        if token_latents:
+            rankings = {"gradsae": torch.stack([s.gradsae for s in scores]),
+                        "baseline": torch.stack([s.activation for s in scores]),
+                        "attribution": torch.stack([s.attribution for s in scores])}
+            details = token_details(h.float(), grad_h.float(), scored, batch.prompt_start, rankings, token_latents)
+            scores = [dataclasses.replace(s, tokens=d) for s, d in zip(scores, details)]
         out.append(extend_scores(model, sae, layer, batch, examples, scores, methods, target, include_bos, ig_steps,
                                  exact_candidates))
     return out

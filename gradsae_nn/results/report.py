@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.selection import UNEDITED, Setting
 from ..modes import METHODS
+from .explore import REPORT_FILE, build_report
 from .plots import plot_settings
 from .records import atomic_write_text
 
@@ -205,6 +206,7 @@ def write_outputs(out_dir: Path, title: str, experiment: str, summary: dict, ks:
     if n_examples:
         rows = [(m, w, row_label(m, w)) for m, w in row_order(methods_of(summary))]
         plot_settings(summary, ks, rows, out_dir / "plot.png", f"{title} (n = {n_examples})")
+    build_report(out_dir)
 
 
 def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records: Sequence[dict], ks: Sequence[str],
@@ -216,12 +218,13 @@ def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records
     notes = [*notes, *ranking_notes(summary, ks), *truncation_notes(summary, ks, len(records))]
     write_outputs(out_dir, title, experiment, summary, ks, len(records), stats, notes)
     manifest.finish(n_examples=len(records), **stats)
+    report = out_dir / REPORT_FILE
     console = Console()
     for table in rich_tables(title, summary, ks, experiment):
         console.print(table)
     for note in notes:
         console.print(note)
-    console.print(f"results in {out_dir}")
+    console.print(f"results in {out_dir}; open {report} in a browser to explore them")
     return summary
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..config import SteerSweepConfig
 from ..remote import run_summary
 from ..results.dose import comparison_json, paired_comparison, plot_dose, plot_frontier, render_dose, summarize_dose
+from ..results.explore import build_report
 from ..results.records import atomic_write_json, atomic_write_text
 from ..results.report import summary_json
 from .pipeline import splice_notes
@@ -61,6 +62,7 @@ def steer_sweep(config: SteerSweepConfig, model: "LoadedModel | None" = None) ->
         plot_dose(*args, out_dir / "dose.png", f"{title} (n = {len(records)})")
         plot_frontier(*args, out_dir / "frontier.png", f"{title} (n = {len(records)})")
     manifest.finish(n_examples=len(records), **stats)
+    build_report(out_dir)
     Console().print(text)
     print(f"results in {out_dir}")
     return comparison

@@ -17,6 +17,7 @@ from ..config import FaithfulnessConfig, changed_result_options
 from ..core.methods import exact_candidate_ids
 from ..remote import run_summary
 from ..results.faithfulness import plot_faithfulness, render_faithfulness, summarize_faithfulness
+from ..results.explore import build_report
 from ..results.records import atomic_write_json, atomic_write_text
 from ..results.report import METHOD_LABELS, markdown_table, summary_json
 from .jobs import run_resumable, score_items
@@ -75,6 +76,7 @@ def faithfulness_at(config: FaithfulnessConfig, model: "LoadedModel") -> tuple[l
     if records:
         plot_faithfulness(summary, out_dir / "plot.png", f"{title} (n = {len(records)})")
     manifest.finish(n_examples=len(records), **stats)
+    build_report(out_dir)
     print(f"results in {out_dir}")
     return records, summary
 

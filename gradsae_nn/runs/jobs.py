@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..config import ExperimentConfig
 from ..core.editing import plan_generation, run_generations
@@ -22,11 +22,14 @@ from ..data.metrics import qa_score
 from ..modes import METHODS
 from ..results.progress import make_progress
 from ..results.records import JsonlAppender, read_jsonl
+from ..results.tokens import token_record
 from .pipeline import Item, Prepared
 
 
-def score_items(prepared: Prepared, items: Sequence[Item], config: ExperimentConfig) -> dict[str, LatentScores]:
-    """GradSAE and activation scores of each item (one forward + backward per `batch_size` items), by id.
+def score_items(prepared: Prepared, items: Sequence[Item], config: ExperimentConfig, token_latents: int = 0
+                ) -> dict[str, LatentScores]:
+    """GradSAE and activation scores of each item (one forward + backward per `batch_size` items), by id;
+    `token_latents`: keep each item's per-token detail of that many top latents per method (`core.tokens`).
 
     Remotely every batch goes in one request."""
     ordered = sorted(items, key=lambda it: len(it.prompt_ids) + len(it.answer_ids))  # less padding per batch
@@ -36,8 +39,16 @@ def score_items(prepared: Prepared, items: Sequence[Item], config: ExperimentCon
                            [[ScoringInput(it.prompt_ids, it.answer_ids) for it in chunk] for chunk in chunks],
                            target=method.target, splice=method.splice, scoring=method.scoring,
                            include_bos=method.include_bos, scored_positions=method.scored_positions,
-                           methods=method.methods, ig_steps=method.ig_steps, exact_candidates=method.exact_candidates)
+                           methods=method.methods, ig_steps=method.ig_steps, exact_candidates=method.exact_candidates,
+                           token_latents=token_latents)
     return {it.id: s for chunk, chunk_scores in zip(chunks, scores) for it, s in zip(chunk, chunk_scores)}
+
+
+def write_token_details(path: Path, items: Sequence[Item], scores: dict[str, LatentScores], tokenizer: Any) -> None:
+    """Append each item's `tokens.jsonl` line (`results.tokens`), fsync'd, before its generations run."""
+    with JsonlAppender(path) as sink:
+        sink.write([token_record(it.id, [tokenizer.decode([t]) for t in it.prompt_ids], scores[it.id])
+                    for it in items if scores[it.id].tokens is not None])
 
 
 def select_all(scores: LatentScores, ks: Sequence[str], methods: Sequence[str] = METHODS, pad: bool = False

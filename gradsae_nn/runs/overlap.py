@@ -21,6 +21,7 @@ from ..config import StatsConfig
 from ..core.selection import Setting
 from ..modes import METHODS, WHICH
 from ..remote import run_summary
+from ..results.explore import build_report
 from ..results.records import atomic_write_json, atomic_write_text
 from ..results.plots import plot_bars
 from ..results.report import markdown_table, print_table
@@ -170,5 +171,6 @@ def stats(config: StatsConfig, model: "LoadedModel | None" = None) -> dict:
              **run_summary(prepared.model)}
     atomic_write_json(out_dir / "summary.json", {**numbers, **extra})
     manifest.finish(**extra)
+    build_report(out_dir)
     print_table(title, header, rows, [note, f"results in {out_dir}"])
     return numbers

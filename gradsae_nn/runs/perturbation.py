@@ -21,7 +21,9 @@ from ..core.selection import UNEDITED, settings
 from ..modes import METHODS
 from ..remote import run_summary
 from ..results.report import publish
-from .jobs import GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record
+from ..results.tokens import TOKENS_FILE
+from .jobs import (GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record,
+                   write_token_details)
 from .outputs import open_run
 from .pipeline import Item, Prepared, prepare, splice_notes
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from ..models import LoadedModel
 
 EXAMPLES_FILE = "examples.jsonl"
+TOKEN_LATENTS = 10  # per method: the explorer's token shading covers each example's top 10 by GradSAE and baseline
 
 
 def perturbation_jobs(item: Item, scores: "LatentScores", ks: Sequence[str], pad: bool = False,
@@ -56,7 +59,8 @@ def run_perturbation(prepared: Prepared, config: ExperimentConfig, out_dir: Path
     ks = config.ks
 
     def process(chunk: list[Item]) -> Iterator[list[dict]]:
-        scores = score_items(prepared, chunk, config)
+        scores = score_items(prepared, chunk, config, token_latents=TOKEN_LATENTS)
+        write_token_details(out_dir / TOKENS_FILE, chunk, scores, prepared.model.tokenizer)
         planned = {it.id: perturbation_jobs(it, scores[it.id], ks, bool(config.method.pad_topk), config.method.methods)
                    for it in chunk}
         groups = list(job_groups(chunk, lambda it: planned[it.id][0], config.gen_batch_size))

@@ -33,9 +33,12 @@ from ..errors import OptionError
 from ..modes import ValueSource, Variant, check_mode
 from ..remote import run_summary
 from ..results.report import publish
-from .jobs import GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record
+from ..results.tokens import TOKENS_FILE
+from .jobs import (GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record,
+                   write_token_details)
 from .outputs import open_run
 from .partners import Partners, choose_partners, gold_item
+from .perturbation import TOKEN_LATENTS
 from .pipeline import Item, Prepared, prepare, splice_notes
 
 if TYPE_CHECKING:
@@ -168,7 +171,8 @@ def run_steering(prepared: Prepared, config: SteerConfig, out_dir: Path, cells: 
     def process(chunk: list[Item]) -> Iterator[list[dict]]:
         partner = {it.id: partners.partner_of[it.id] for it in chunk}
         needed = {it.id: it for it in [*chunk, *partner.values()]}
-        scores = score_items(prepared, list(needed.values()), config)
+        scores = score_items(prepared, list(needed.values()), config, token_latents=TOKEN_LATENTS)
+        write_token_details(out_dir / TOKENS_FILE, chunk, scores, prepared.model.tokenizer)
         planned = {it.id: steering_jobs(it, partner[it.id], scores[it.id], scores[partner[it.id].id], cells,
                                         steering.value_source, steering.partner_seed, bool(config.method.pad_topk))
                    for it in chunk}

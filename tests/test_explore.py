@@ -1,0 +1,97 @@
+"""The run explorer (`report.html`, `gradsae_nn/results/explore.py`) opened in a real browser: headless Chromium
+driven by Selenium through Debian's chromedriver. If the browser is missing the test fails and says how to
+install it: it is never skipped."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_LAYER, save_tiny_llama, save_tiny_sae
+from faults import small
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import perturb  # noqa: E402
+
+INSTALL = "apt-get install -y chromium chromium-driver (README, 'Install and run'), and pip install -e '.[test]'"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A small perturbation run of a random tiny model: its folder, with report.html written by the run."""
+    from gradsae_nn.models import load_model
+
+    model_dir = save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    sae_dir = save_tiny_sae(load_model(str(model_dir), device="cpu"), tmp_path_factory.mktemp("tiny-sae"), TINY_LAYER)
+    out = tmp_path_factory.mktemp("run") / "p"
+    assert perturb.main(small((str(model_dir), str(sae_dir)), "--out", str(out), "--n-correct", "3",
+                              "--answers", str(out.parent / "answers"))) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail(f"selenium is not installed: {INSTALL}", pytrace=False)
+    if not chromium or not chromedriver:
+        pytest.fail(f"Chromium or chromedriver is not on PATH: {INSTALL}", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_report_is_self_contained(run_dir):
+    page = (run_dir / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)   # no CDN, no remote asset
+    assert "data:image/png;base64," in page                                # the plot is embedded
+
+
+def test_report_in_a_real_browser(run_dir, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    records = [json.loads(line) for line in (run_dir / "examples.jsonl").read_text().splitlines()]
+    tokens = {r["id"]: r for r in map(json.loads, (run_dir / "tokens.jsonl").read_text().splitlines())}
+    browser.get((run_dir / "report.html").as_uri())
+    assert browser.find_elements(By.CSS_SELECTOR, "#overview table")                  # configuration and summary
+    browser.find_element(By.CSS_SELECTOR, "nav button[data-section=examples]").click()
+    rows = browser.find_elements(By.CSS_SELECTOR, ".example-row")
+    assert len(rows) == len(records)
+    rows[0].click()
+    first = records[0]["id"] if rows[0].get_attribute("data-id") == records[0]["id"] else rows[0].get_attribute("data-id")
+    latent_rows = browser.find_elements(By.CSS_SELECTOR, ".latent-row")
+    assert len(latent_rows) == len(tokens[first]["latents"]) >= 2
+
+    def shading() -> list[str]:
+        """Each token's colour and its value (the tooltip): a random tiny model's latents often fire on the same
+        single token, so the colours alone may coincide."""
+        return [f"{t.get_attribute('style')} {t.get_attribute('title')}"
+                for t in browser.find_elements(By.CSS_SELECTOR, "#tokens .tok")]
+
+    before = shading()
+    assert any("background-color" in s for s in before)                               # the first latent is shown
+    latent_rows[1].click()
+    after = shading()
+    assert after != before                                                             # another latent, other shading
+    browser.find_element(By.CSS_SELECTOR, "input[name=mode][value=activation]").click()
+    assert shading() != after                                                          # activation vs contribution
+    outputs = browser.find_elements(By.XPATH, "//h3[contains(., 'Generated answer')]/following-sibling::table[1]//tr")
+    assert len(outputs) == 1 + len(records[0]["outputs"])
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    shot = tmp_path / "explore.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
