@@ -144,6 +144,7 @@ SCRIPTS: dict[str, tuple[str, str]] = {
     "write_questions": ("gradsae_nn.training.config:WriteQuestionsConfig", "gradsae_nn.training.run:questions_main"),
     "train_sae": ("gradsae_nn.training.config:TrainSAEConfig", "gradsae_nn.training.run:train_main"),
     "sae_quality": ("gradsae_nn.training.config:SAEQualityConfig", "gradsae_nn.training.run:quality_main"),
+    "sae_contexts": ("gradsae_nn.training.config:SAEContextsConfig", "gradsae_nn.training.contexts:contexts_main"),
 }
 
 

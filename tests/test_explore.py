@@ -95,3 +95,43 @@ def test_report_in_a_real_browser(run_dir, browser, tmp_path):
     shot = tmp_path / "explore.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 20_000
+
+
+def test_top_contexts_equal_a_plain_loop(tmp_path):
+    """Each latent's best activations, one per sequence, against an unbatched forward hook per sequence."""
+    import torch
+
+    from gradsae_nn.models import load_model
+    from gradsae_nn.training.contexts import top_activations
+    from reference import sae_encode
+    from tolerance import network_rtol
+
+    model = load_model(str(save_tiny_llama(tmp_path / "m")), device="cpu")
+    sae_dir = save_tiny_sae(model, tmp_path / "s", TINY_LAYER)
+    from gradsae_nn.core.sae import load_sae
+
+    sae = load_sae(str(sae_dir), model, TINY_LAYER)
+    texts = ["The river flows north.", "Paris is the capital of France, said the guide.", "Rome is old.", "A long day."]
+    sequences = [model.tokenizer(t)["input_ids"] for t in texts]
+    values, where = top_activations(model, sae, TINY_LAYER, sequences, per_latent=2, batch_size=3)
+    best = torch.zeros(len(sequences), sae.cfg.d_sae)
+    argbest = torch.zeros(len(sequences), sae.cfg.d_sae, dtype=torch.long)
+    hf = model.lm._module
+    for i, ids in enumerate(sequences):
+        store = {}
+        handle = hf.model.layers[TINY_LAYER].register_forward_hook(
+            lambda _m, _i, out: store.__setitem__("x", out[0] if isinstance(out, tuple) else out))
+        with torch.no_grad():
+            hf(torch.tensor([ids]))
+        handle.remove()
+        h = sae_encode(sae, store["x"][0, 1:])                                  # position 0 never counted
+        best[i], argbest[i] = h.max(0).values, h.max(0).indices + 1
+    expected, order = best.T.topk(2, dim=1)                                     # [d_sae, 2]
+    fired = expected[:, 0] > 0
+    assert fired.sum() > 10
+    # one forward pass, batched and left-padded vs alone: within the network's rounding (tests/tolerance.py)
+    tol = network_rtol(model.config) * float(expected.abs().max())
+    assert (values[fired] - expected[fired]).abs().max() <= tol
+    for c in torch.nonzero(fired).flatten()[:50].tolist():
+        s = int(order[c, 0])
+        assert tuple(where[c, 0].tolist()) == (s, int(argbest[s, c]))

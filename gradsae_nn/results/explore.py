@@ -14,6 +14,7 @@ diff against the unedited answer.
 from __future__ import annotations
 
 import base64
+import gzip
 import html
 import json
 import re
@@ -81,13 +82,14 @@ def neuronpedia_template(sae_spec: str) -> str | None:
 
 
 def top_contexts(sae_spec: str, latents: set[int]) -> dict[str, list]:
-    """A shipped SAE's top-activating training contexts (`top_contexts.json`, beside its weights) of `latents`."""
+    """A shipped SAE's top-activating training contexts of `latents` (`top_contexts.json.gz` beside its weights,
+    written by experiments/sae_contexts.py)."""
     from ..core.sae import shipped_sae_root
 
-    path = shipped_sae_root() / sae_spec / "top_contexts.json"
+    path = shipped_sae_root() / sae_spec / "top_contexts.json.gz"
     if not path.is_file():
         return {}
-    table = json.loads(path.read_text())["latents"]
+    table = json.loads(gzip.decompress(path.read_bytes()))["latents"]
     return {str(c): table[str(c)] for c in latents if str(c) in table}
 
 

@@ -112,3 +112,21 @@ class SAEQualityConfig:
         need(self.sae, "sae")
         positive(self.eval_tokens, "eval_tokens")
         positive(self.dead_tokens, "dead_tokens")
+
+
+@dataclass(frozen=True)
+class SAEContextsConfig:
+    """Every latent's top-activating training contexts (`training.contexts`), saved beside the SAE."""
+
+    sae: str | None = option(None, "shipped SAE name (e.g. smollm2-135m-it/L15) or a SAELens folder with a "
+                                   "gradsae_card.json", required=True)
+    corpus: str = option("../shared/data/squad/squad-train-v1.1.paragraphs.jsonl.gz",
+                         "training text: .jsonl(.gz) with 'context'/'text', .txt(.gz), or a dataset name (online)")
+    tokens: int = option(100_000, "corpus tokens to scan")
+    per_latent: int = option(3, "contexts kept per latent (at most one per paragraph)")
+
+    def __post_init__(self) -> None:
+        need(self.sae, "sae")
+        positive(self.tokens, "tokens")
+        positive(self.per_latent, "per_latent")
+

@@ -76,7 +76,7 @@ def _batches(sequences: Sequence[Sequence[int]], vocab: int, max_batch: int = 16
         yield batch
 
 
-def _layout(model: "LoadedModel", batch: Sequence[Sequence[int]]):
+def padded_layout(model: "LoadedModel", batch: Sequence[Sequence[int]]):
     """The left-padded batch (the scoring layout: same position ids as the experiments) and its real tokens."""
     scoring = build_batch([ScoringInput(tuple(s[:-1]), tuple(s[-1:])) for s in batch], pad_id(model))
     real = scoring.attention_mask.bool()
@@ -91,7 +91,7 @@ def residual_states(model: "LoadedModel", layer: int, sequences: Sequence[Sequen
     and none whose norm exceeds `threshold` (forward cut at the layer)."""
     states = []
     for batch in _batches(sequences, 1, max_batch=8):
-        scoring, real, first = _layout(model, batch)
+        scoring, real, first = padded_layout(model, batch)
         with torch.no_grad(), model.lm.trace(scoring.model_inputs(model.device)) as tracer:
             x = model.layer(layer).output.save()
             tracer.stop()
@@ -125,7 +125,7 @@ def _sequence_stats(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, 
     """Per-sequence statistics of one batch: a clean pass, then the counted tokens replaced by the
     reconstruction, then by zeros."""
     module = model.layer(layer)
-    scoring, real, first = _layout(model, batch)
+    scoring, real, first = padded_layout(model, batch)
     inputs = scoring.model_inputs(model.device, all_logits=True)
     with torch.no_grad(), model.lm.trace(inputs):
         x = module.output.save()

@@ -151,11 +151,11 @@ def plateau(config: TrainSAEConfig, cfg: TrainConfig, acts: torch.Tensor, model:
     return rows
 
 
-def quality_main(config: SAEQualityConfig) -> dict:
-    """experiments/sae_quality.py: an SAE's quality on both samples (and, with update_card, into its card)."""
-    folder = shipped_sae_root() / config.sae
+def card_sae(name: str) -> tuple[Path, dict, LoadedModel, object, int]:
+    """(folder, card, model, SAE, layer) of a shipped SAE name or a folder written by train_sae.py."""
+    folder = shipped_sae_root() / name
     if not folder.is_dir():
-        folder = Path(config.sae).expanduser()
+        folder = Path(name).expanduser()
     card_path = folder / "gradsae_card.json"
     if not card_path.is_file():
         raise OptionError(f"no SAE card at {literal(str(card_path))[1:-1]}: pass a shipped SAE name or a folder "
@@ -163,7 +163,14 @@ def quality_main(config: SAEQualityConfig) -> dict:
     card = json.loads(card_path.read_text())
     model_name, layer = card["training"]["model"], int(card["training"]["layer"])
     model = load_model(model_name, device="cpu")
-    sae = load_sae(config.sae if (shipped_sae_root() / config.sae).is_dir() else str(folder), model, layer)
+    sae = load_sae(name if (shipped_sae_root() / name).is_dir() else str(folder), model, layer)
+    return folder, card, model, sae, layer
+
+
+def quality_main(config: SAEQualityConfig) -> dict:
+    """experiments/sae_quality.py: an SAE's quality on both samples (and, with update_card, into its card)."""
+    folder, card, model, sae, layer = card_sae(config.sae)
+    card_path = folder / "gradsae_card.json"
     quality = measure(model, sae, layer, config.eval_tokens, config.dead_tokens)
     print(json.dumps(quality, indent=1))
     for sample in SAMPLES:
