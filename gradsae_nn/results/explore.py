@@ -135,7 +135,8 @@ def render_report(data: dict) -> str:
 <main><section id="overview"></section>
 <section id="examples"><div class="layout"><div><div class="controls"><input id="search" placeholder="search questions">
 <select id="filter"><option value="all">all</option><option value="changed">changed</option>
-<option value="unchanged">unchanged</option></select></div><div id="index-count"></div>
+<option value="unchanged">unchanged</option><option value="correct">unedited answer correct</option>
+<option value="wrong">unedited answer wrong</option></select></div><div id="index-count"></div>
 <div class="index" id="index-list"></div></div><div class="detail" id="detail">Pick an example.</div></div></section>
 </main><script id="data" type="application/json">{payload}</script><script>{js}</script></body></html>
 """

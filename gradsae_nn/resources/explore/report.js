@@ -69,7 +69,9 @@ function renderIndex() {
   for (const ex of DATA.examples) {
     const isChanged = changed(ex);
     if (query && !(ex.question + " " + ex.answer).toLowerCase().includes(query)) continue;
+    const correct = (ex.outputs.none?.em ?? 0) === 1;
     if ((filter === "changed" && !isChanged) || (filter === "unchanged" && isChanged)) continue;
+    if ((filter === "correct" && !correct) || (filter === "wrong" && correct)) continue;
     shown++;
     list.append(el("div", { class: "example-row", "data-id": ex.id, onclick: () => renderExample(ex) },
       ex.question, el("div", { class: "meta" }, `answer: ${ex.answer} `,
