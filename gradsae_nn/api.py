@@ -59,7 +59,8 @@ class Attribution:
     scores: LatentScores
 
     def top(self, k: int = 10, method: str = "gradsae") -> list[LatentRow]:
-        """The `k` highest-ranked latents by `method` ("gradsae" or "baseline"), best first."""
+        """The `k` highest-ranked latents by `method` ("gradsae", "baseline" or "attribution"; the other
+        `modes.Method`s when scored with them), best first."""
         ranking = self.scores.by_method(method)
         order = torch.sort(ranking, descending=True, stable=True).indices[:k].tolist()
         s = self.scores
