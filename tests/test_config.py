@@ -92,6 +92,8 @@ def test_protocol_presets_fill_what_is_not_given_and_name_the_folder():
         == "smollm2-135m-it-L15-target_format-token-prob-pad_topk_True"
     steer = parse(SteerConfig, ["--protocol", "authors"], "doc")
     assert (steer.steering.positions, steer.steering.value_source, steer.steering.partner_seed) == ("current", "score", 42)
+    assert steer.steering.partners == "correct"
+    assert parse(SteerConfig, [], "doc").steering.partners == "different"
     with pytest.raises(SystemExit):
         parse(PerturbConfig, ["--protocol", "paper"], "doc")
 

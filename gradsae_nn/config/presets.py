@@ -16,12 +16,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "project": {
         "max_new_tokens": 16, "answer_format": "line", "answer_splice": "none", "splice": "lossless",
         "target": "answer-logprob", "scored_positions": "prompt", "pad_topk": False, "positions": "all",
-        "value_source": "mean-activation",
+        "value_source": "mean-activation", "partners": "different",
     },
     "authors": {
         "prompt": "authors-open-turn", "max_new_tokens": 50, "answer_format": "brackets", "correct_f1": 0.9,
         "answer_splice": "reconstruct", "splice": "reconstruct", "target": "format-token-prob",
         "scored_positions": "all-at-target-step", "pad_topk": True, "positions": "current", "value_source": "score",
+        "partners": "correct",
     },
 }
 

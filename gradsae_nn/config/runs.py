@@ -93,9 +93,10 @@ class SteeringConfig:
     """Local steering: whose latents are injected, with which values, where."""
 
     partner_seed: int = option(42, "seed for choosing partners", result=True)
-    partners: PartnerPool = option("different", "partner pool: any other question on the context whose answer "
-                                                "differs both ways (scored on its gold answer); other correctly "
-                                                "answered ones; or any answered one (runs/partners.py)", result=True)
+    partners: PartnerPool | None = option(None, "partner pool: any other question on the context whose answer "
+                                                 "differs both ways (scored on its gold answer); other correctly "
+                                                 "answered ones; or any answered one (runs/partners.py)", result=True,
+                                          default_text=preset_text("partners"))
     value_scale: float = option(1.0, "factor on the injected values", result=True)
     value_source: ValueSource | None = option(None, "values injected for the partner's latents", result=True,
                                               default_text=preset_text("value_source"))
@@ -106,7 +107,8 @@ class SteeringConfig:
                                          default_text=preset_text("positions"))
 
     def __post_init__(self) -> None:
-        check_mode(self.partners, PartnerPool, "partners")
+        if self.partners is not None:
+            check_mode(self.partners, PartnerPool, "partners")
         if self.value_source is not None:
             check_mode(self.value_source, ValueSource, "value_source")
         if self.positions is not None:
