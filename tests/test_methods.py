@@ -107,3 +107,24 @@ def test_exact_equals_a_plain_hook_loop(smollm, sae, strong_sae, inputs, scored,
             assert float(got.exact[c]) == pytest.approx(effect, abs=tol)
     if which == "strong":                                   # the check can fail: effects far above its tolerance
         assert max(abs(e) for e in effects.tolist()) > 10 * tol
+
+
+def test_chunked_client_scores_equal_unchunked(smollm, sae, inputs):
+    """x-grad scores of a wide SAE, `latent_chunk` latents at a time, equal the whole-width computation (the
+    same inner products of length d_in, blocked differently: within their rounding), token detail included."""
+    import math
+
+    from tolerance import unit_roundoff
+
+    whole = score_examples(smollm, sae, LAYER, inputs, scoring="x-grad", token_latents=5)
+    chunked = score_examples(smollm, sae, LAYER, inputs, scoring="x-grad", token_latents=5, latent_chunk=1000)
+    rtol = 2 * 8 * math.sqrt(sae.cfg.d_in) * unit_roundoff()
+    for a, b in zip(whole, chunked):
+        for name in ("gradsae", "activation", "attribution", "activation_last"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert float((x - y).norm() / x.norm()) <= rtol, name
+        assert (a.n_tokens, a.n_active_last, a.target) == (b.n_tokens, b.n_active_last, b.target)
+        assert a.tokens.latents == b.tokens.latents and a.tokens.ranks == b.tokens.ranks
+        # stored in float16: one rounding to half precision on top of the difference above (at most one ulp)
+        half_tol = 2 * unit_roundoff(torch.float16) + rtol
+        assert torch.allclose(a.tokens.contribution.float(), b.tokens.contribution.float(), rtol=half_tol, atol=0)

@@ -23,7 +23,7 @@ from .targets import ScoringBatch, ScoringInput
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
-    from .scoring import LatentScores
+    from .scores import LatentScores
 
 EXTRA_COST = {"gradsae": "0", "baseline": "0", "attribution": "0 (same gradients)",
               "integrated-gradients": "1 forward + m forwards and backwards",

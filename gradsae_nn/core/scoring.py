@@ -12,67 +12,26 @@ Two ways to get `∂T/∂h`, equal for the lossless splice (tested):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from ..errors import OptionError
-from ..modes import Method, Scoring, SpliceMode, Target, check_mode
+from ..modes import Scoring, SpliceMode, Target, check_mode
 from ..remote import run_traces
 from .edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
 from .generation import pad_id
 from .integrated import attribution_scores
 from .methods import check_methods, extend_scores
-from .sae import SparseAutoencoder
+from .sae import SparseAutoencoder, is_sliceable
 from .splice import apply_splice
 from .targets import ScoringBatch, ScoringInput, build_batch, target_values
-from .tokens import TokenDetail, token_details
+from .scores import LatentScores
+from .tokens import token_details
+from .chunked import LATENT_CHUNK, chunked_scores, chunked_token_details
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
-
-
-@dataclass(frozen=True)
-class LatentScores:
-    """Scores of one example over all latents.
-
-    gradsae: `[d_sae]` mean over scored tokens of relu(∂T/∂h · h).
-    activation: `[d_sae]` mean over scored tokens of h (the paper's baseline).
-    n_tokens: number of scored tokens N.
-    n_active_last: latents with h > 0 at the last scored position (the last prompt token, or with
-        `all-at-target-step` the last token before the target): K = "50%" is half of this.
-    target: the value of the target T.
-    activation_last: `[d_sae]` h at that position (a steering value source).
-    attribution: `[d_sae]` Σ over scored tokens of ∂T/∂h · h, unclamped (`core.integrated.attribution_scores`).
-    integrated_gradients: `[d_sae]` IG over the scored tokens (`core.integrated`), when asked for; target_zero:
-        T with every latent zeroed at the scored tokens, so `integrated_gradients.sum()` should equal
-        `target − target_zero` (completeness; the gap is the quadrature's error).
-    tokens: per-token contributions and activations of the top latents (`core.tokens`), when asked for.
-    exact: `[d_sae]` the measured drop in T with each candidate latent zeroed at the scored tokens
-        (`core.exact`), 0 for latents that were not candidates; when asked for.
-    """
-
-    gradsae: torch.Tensor
-    activation: torch.Tensor
-    n_tokens: int
-    n_active_last: int
-    target: float
-    activation_last: torch.Tensor
-    attribution: torch.Tensor | None = None
-    integrated_gradients: torch.Tensor | None = None
-    exact: torch.Tensor | None = None
-    target_zero: float | None = None
-    tokens: TokenDetail | None = None
-
-    def by_method(self, method: str) -> torch.Tensor:
-        """`[d_sae]` ranking scores of `method` (`modes.Method`; "baseline" is the mean activation)."""
-        check_mode(method, Method, "method")
-        value = {"gradsae": self.gradsae, "baseline": self.activation, "attribution": self.attribution,
-                 "integrated-gradients": self.integrated_gradients, "exact": self.exact}[method]
-        if value is None:
-            raise ValueError(f"method {method!r} was not computed for these scores; score with it in `methods`")
-        return value
 
 
 def reduce_scores(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, target: torch.Tensor
@@ -135,16 +94,19 @@ def latent_grads_from_x(sae: SparseAutoencoder, x: torch.Tensor, grad_x: torch.T
 def score_examples(model: "LoadedModel", sae: SparseAutoencoder, layer: int, examples: Sequence[ScoringInput],
                    target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
                    include_bos: bool = False, scored_positions: str = "prompt", methods: Sequence[str] = (),
-                   ig_steps: int = 8, exact_candidates: int = 50) -> list[LatentScores]:
-    """Scores for each example, computed in one batched forward + backward (plus what `methods` needs)."""
+                   ig_steps: int = 8, exact_candidates: int = 50, token_latents: int = 0,
+                   latent_chunk: int = LATENT_CHUNK) -> list[LatentScores]:
+    """Scores for each example, computed in one batched forward + backward (plus what `methods` needs); the
+    options as `score_batches`."""
     return score_batches(model, sae, layer, [examples], target, splice, scoring, include_bos, scored_positions,
-                         methods, ig_steps, exact_candidates)[0]
+                         methods, ig_steps, exact_candidates, token_latents, latent_chunk)[0]
 
 
 def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batches: Sequence[Sequence[ScoringInput]],
                   target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
                   include_bos: bool = False, scored_positions: str = "prompt", methods: Sequence[str] = (),
-                  ig_steps: int = 8, exact_candidates: int = 50, token_latents: int = 0) -> list[list[LatentScores]]:
+                  ig_steps: int = 8, exact_candidates: int = 50, token_latents: int = 0,
+                  latent_chunk: int = LATENT_CHUNK) -> list[list[LatentScores]]:
     """`score_examples` for each batch of examples; one forward + backward per batch, remotely in one request.
 
     include_bos: also score the first prompt token (an attention sink; BOS or the first chat token).
@@ -153,6 +115,7 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
     GradSAE, the baseline and attribution always come from the one pass.
     token_latents: keep the per-token detail (`core.tokens`) of each example's top `token_latents` latents by
     GradSAE and by the baseline (0: none).
+    latent_chunk: with x-grad, an SAE wider than this is scored this many latents at a time (`core.chunked`).
     Remotely only `x-grad` is possible: the SAE stays here and scores come from the saved `x` and `∂T/∂x`.
     """
     check_mode(target, Target, "target")
@@ -168,9 +131,18 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
     built = [build_batch(examples, pad_id=pad_id(model), positions=scored_positions) for examples in batches]
     grads = layer_grads(model, layer, built, target, sae=sae if scoring == "trace" else None, splice=splice)
     out = []
+    chunked = scoring == "x-grad" and is_sliceable(sae) and sae.cfg.d_sae > latent_chunk
     for examples, batch, (acts, grad, values) in zip(batches, built, grads):
+        scored = batch.scored_positions(include_bos).to(acts.device)
+        if chunked:  # bounded memory for a wide SAE (core/chunked.py)
+            scores = chunked_scores(sae, acts, grad, scored, values, latent_chunk)
+            if token_latents:
+                details = chunked_token_details(sae, acts, grad, scored, batch.prompt_start, scores, token_latents)
+                scores = [dataclasses.replace(s, tokens=d) for s, d in zip(scores, details)]
+            out.append(extend_scores(model, sae, layer, batch, examples, scores, methods, target, include_bos,
+                                     ig_steps, exact_candidates))
+            continue
         h, grad_h = (acts, grad) if scoring == "trace" else latent_grads_from_x(sae, acts, grad)
-        scored = batch.scored_positions(include_bos).to(h.device)
         scores = reduce_scores(h.float(), grad_h.float(), scored, values)
         if token_latents:
             rankings = {"gradsae": torch.stack([s.gradsae for s in scores]),

@@ -41,14 +41,17 @@ def ranks_of(scores: torch.Tensor, latents: list[int]) -> list[int]:
 
 
 def token_details(h: torch.Tensor, grad_h: torch.Tensor, scored: torch.Tensor, prompt_start: torch.Tensor,
-                  rankings: dict[str, torch.Tensor], n: int) -> list[TokenDetail]:
+                  rankings: dict[str, torch.Tensor], n: int, columns: list[int] | None = None) -> list[TokenDetail]:
     """One `TokenDetail` per row of `h`, `grad_h` `[batch, scored_end, d_sae]` and `scored` `[batch, scored_end]`;
-    `rankings` `{"gradsae", "baseline", "attribution": [batch, d_sae]}`: the first two choose the latents."""
+    `rankings` `{"gradsae", "baseline", "attribution": [batch, d_sae]}`: the first two choose the latents.
+    columns: the latent ids of `h`'s last dimension when it holds only some latents (a slice)."""
+    position = {c: j for j, c in enumerate(columns)} if columns is not None else None
     out = []
     for row in range(h.shape[0]):
         latents = top_union(rankings["gradsae"][row], rankings["baseline"][row], n)
         columns = torch.nonzero(scored[row]).flatten().to(h.device)
-        index = torch.tensor(latents, dtype=torch.long, device=h.device)
+        index = torch.tensor([position[c] for c in latents] if position is not None else latents, dtype=torch.long,
+                             device=h.device)
         acts = h[row, columns][:, index]
         contribution = torch.relu(grad_h[row, columns][:, index] * acts)
         offset = int(columns[0]) - int(prompt_start[row]) if columns.numel() else 0

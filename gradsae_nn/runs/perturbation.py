@@ -28,7 +28,7 @@ from .outputs import open_run
 from .pipeline import Item, Prepared, prepare, splice_notes
 
 if TYPE_CHECKING:
-    from ..core.scoring import LatentScores
+    from ..core.scores import LatentScores
     from ..models import LoadedModel
 
 EXAMPLES_FILE = "examples.jsonl"

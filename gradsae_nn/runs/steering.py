@@ -42,7 +42,7 @@ from .perturbation import TOKEN_LATENTS
 from .pipeline import Item, Prepared, prepare, splice_notes
 
 if TYPE_CHECKING:
-    from ..core.scoring import LatentScores
+    from ..core.scores import LatentScores
     from ..results.manifest import Manifest
     from ..models import LoadedModel
 
