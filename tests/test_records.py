@@ -5,6 +5,7 @@ import json
 import pytest
 
 from gradsae_nn.errors import UsageError
+from gradsae_nn.errors import OptionError
 from gradsae_nn.results.records import JsonlAppender, atomic_write_json, check_run_config, read_jsonl
 
 
@@ -38,3 +39,11 @@ def test_run_config_guard(tmp_path):
     check_run_config(tmp_path, {"model": "m", "prompt": "p"})   # a resume: same config is fine
     with pytest.raises(UsageError, match="differs in: prompt"):
         check_run_config(tmp_path, {"model": "m", "prompt": "q"})
+
+
+def test_run_config_counts_later_options_at_their_earlier_value(tmp_path):
+    """A folder written before an option existed (or one that recorded it at that value) still resumes."""
+    check_run_config(tmp_path, {"model": "m", "methods": ["gradsae", "baseline"], "value_scale": 1.0})
+    check_run_config(tmp_path, {"model": "m"})                                   # omitted: the earlier value
+    with pytest.raises(OptionError, match="methods"):
+        check_run_config(tmp_path, {"model": "m", "methods": ["gradsae", "exact"]})

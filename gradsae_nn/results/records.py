@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..config.presets import LATER_OPTIONS
 from ..errors import OptionError, UsageError, literal
 
 
@@ -107,12 +108,16 @@ def check_run_config(out_dir: Path, config: dict, write: bool = True, option: st
     """Refuse to mix results of different configurations in one output folder.
 
     The first run writes `run_config.json` (unless `write` is False: a check before anything is written); a
-    later run (a resume) must pass an identical config. `option` names the folder's option in the error.
+    later run (a resume) must pass an identical config, options added since counting at their earlier value. `option` names the folder's option in the error.
     """
     path = out_dir / "run_config.json"
     if path.exists():
         previous = json.loads(path.read_text())
-        changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+        # an option added after a folder was written is recorded only when it differs from its value before it
+        # existed (`config.presets.LATER_OPTIONS`): absent on one side means that value
+        later = {k: list(v) if isinstance(v, tuple) else v for k, v in LATER_OPTIONS.items()}
+        changed = sorted(k for k in set(previous) | set(config)
+                         if previous.get(k, later.get(k)) != config.get(k, later.get(k)))
         if changed:
             raise OptionError(f"{literal(str(out_dir))[1:-1]} holds results of a different configuration (differs in: "
                               f"{', '.join(changed)}); use another {{{option}}} or delete that folder")
