@@ -39,6 +39,7 @@ PLACEHOLDERS = {
     "8": [("8", "default perturbation run", "≤ 30 min on 2 cores")],
     "9": [("9a", "integrated gradients vs GradSAE scoring", "report"),
           ("9b", "exact ablation of the candidates vs GradSAE scoring", "report")],
+    "10": [("10", "bf16 vs fp32: selections and edited generations", "report")],
 }
 
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = setup(args, n_examples=max(args.batch, args.ablation_examples))
     info_start = machine(ctx.device)
 
-    from benchmarks import ablation, authors, batching, core, memory, methods, perturb_run, remote
+    from benchmarks import ablation, authors, batching, core, dtypes, memory, methods, perturb_run, remote
 
     makers: dict[str, Callable[[], list[Row]]] = {
         "1": lambda: [core.row_scoring(ctx)],
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "8": lambda: [perturb_run.row_default_run(args.model, str(ctx.device)) if args.with_default_run
                       else perturb_run.row_from_manifest(Path(args.results_dir), args.model, ctx.layer)],
         "9": lambda: methods.rows_methods(ctx),
+        "10": lambda: dtypes.rows_dtypes(ctx, args.model),
     }
     rows: list[Row] = []
     for group in ROW_GROUPS:
