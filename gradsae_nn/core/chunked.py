@@ -13,7 +13,7 @@ import torch
 
 from .sae import SparseAutoencoder, slice_sae
 from .scores import LatentScores
-from .tokens import token_details, top_union
+from .tokens import rankings_of, token_details, top_union
 
 LATENT_CHUNK = 16_384
 
@@ -45,9 +45,7 @@ def chunked_scores(sae: SparseAutoencoder, x: torch.Tensor, grad_x: torch.Tensor
 def chunked_token_details(sae: SparseAutoencoder, x: torch.Tensor, grad_x: torch.Tensor, scored: torch.Tensor,
                           prompt_start: torch.Tensor, scores: list[LatentScores], n: int) -> list:
     """`core.tokens.token_details` from a slice of only the latents some row shows."""
-    rankings = {"gradsae": torch.stack([s.gradsae for s in scores]),
-                "baseline": torch.stack([s.activation for s in scores]),
-                "attribution": torch.stack([s.attribution for s in scores])}
+    rankings = rankings_of(scores)
     shown = sorted({c for row in range(len(scores))
                     for c in top_union(rankings["gradsae"][row], rankings["baseline"][row], n)})
     piece = slice_sae(sae, shown)

@@ -27,7 +27,7 @@ from .sae import SparseAutoencoder, is_sliceable
 from .splice import apply_splice
 from .targets import ScoringBatch, ScoringInput, build_batch, target_values
 from .scores import LatentScores
-from .tokens import token_details
+from .tokens import rankings_of, token_details
 from .chunked import LATENT_CHUNK, chunked_scores, chunked_token_details
 
 if TYPE_CHECKING:
@@ -136,19 +136,14 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
         scored = batch.scored_positions(include_bos).to(acts.device)
         if chunked:  # bounded memory for a wide SAE (core/chunked.py)
             scores = chunked_scores(sae, acts, grad, scored, values, latent_chunk)
-            if token_latents:
-                details = chunked_token_details(sae, acts, grad, scored, batch.prompt_start, scores, token_latents)
-                scores = [dataclasses.replace(s, tokens=d) for s, d in zip(scores, details)]
-            out.append(extend_scores(model, sae, layer, batch, examples, scores, methods, target, include_bos,
-                                     ig_steps, exact_candidates))
-            continue
-        h, grad_h = (acts, grad) if scoring == "trace" else latent_grads_from_x(sae, acts, grad)
-        scores = reduce_scores(h.float(), grad_h.float(), scored, values)
-        if token_latents:
-            rankings = {"gradsae": torch.stack([s.gradsae for s in scores]),
-                        "baseline": torch.stack([s.activation for s in scores]),
-                        "attribution": torch.stack([s.attribution for s in scores])}
-            details = token_details(h.float(), grad_h.float(), scored, batch.prompt_start, rankings, token_latents)
+            details = (chunked_token_details(sae, acts, grad, scored, batch.prompt_start, scores, token_latents)
+                       if token_latents else None)
+        else:
+            h, grad_h = (acts, grad) if scoring == "trace" else latent_grads_from_x(sae, acts, grad)
+            scores = reduce_scores(h.float(), grad_h.float(), scored, values)
+            details = (token_details(h.float(), grad_h.float(), scored, batch.prompt_start, rankings_of(scores),
+                                     token_latents) if token_latents else None)
+        if details is not None:
             scores = [dataclasses.replace(s, tokens=d) for s, d in zip(scores, details)]
         out.append(extend_scores(model, sae, layer, batch, examples, scores, methods, target, include_bos, ig_steps,
                                  exact_candidates))

@@ -9,8 +9,11 @@ come from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
+
+TOKEN_LATENTS = 10  # per method: an example's top 10 by GradSAE and by the baseline get per-token detail
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ def top_union(gradsae: torch.Tensor, activation: torch.Tensor, n: int) -> list[i
         order = torch.sort(scores, descending=True, stable=True).indices[:n]
         chosen.update(dict.fromkeys(c for c in order.tolist() if scores[c] > 0))
     return list(chosen)
+
+
+def rankings_of(scores: Sequence) -> dict[str, torch.Tensor]:
+    """`{"gradsae", "baseline", "attribution": [batch, d_sae]}` from a batch's `LatentScores`."""
+    return {"gradsae": torch.stack([s.gradsae for s in scores]),
+            "baseline": torch.stack([s.activation for s in scores]),
+            "attribution": torch.stack([s.attribution for s in scores])}
 
 
 def ranks_of(scores: torch.Tensor, latents: list[int]) -> list[int]:

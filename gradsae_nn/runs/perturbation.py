@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 from ..config import ExperimentConfig, PerturbConfig
 from ..core.edits import LatentEdit
 from ..core.selection import UNEDITED, settings
+from ..core.tokens import TOKEN_LATENTS
 from ..modes import METHODS
 from ..remote import run_summary
 from ..results.report import publish
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from ..models import LoadedModel
 
 EXAMPLES_FILE = "examples.jsonl"
-TOKEN_LATENTS = 10  # per method: the explorer's token shading covers each example's top 10 by GradSAE and baseline
 
 
 def perturbation_jobs(item: Item, scores: "LatentScores", ks: Sequence[str], pad: bool = False,

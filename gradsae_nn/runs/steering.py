@@ -27,6 +27,7 @@ import torch
 from ..config import SteerConfig
 from ..core.edits import LatentEdit
 from ..core.selection import UNEDITED, Selection, Setting, settings
+from ..core.tokens import TOKEN_LATENTS
 from ..data.metrics import normalize_answer, qa_score
 from ..data.squad import group_by_context, load_squad, to_examples
 from ..errors import OptionError
@@ -38,7 +39,6 @@ from .jobs import (GenerationJob, job_groups, run_job_groups, run_resumable, sco
                    write_token_details)
 from .outputs import open_run
 from .partners import Partners, choose_partners, gold_item
-from .perturbation import TOKEN_LATENTS
 from .pipeline import Item, Prepared, prepare, splice_notes
 
 if TYPE_CHECKING:
