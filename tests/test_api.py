@@ -54,7 +54,7 @@ def test_splice_inside_a_users_own_trace_gives_the_same_scores(lens):
     lm, module = lens.model.lm, lens.module
     with lm.trace(batch.model_inputs("cpu")):
         module.output, h = gs.apply_splice(lens.sae, module.output, "lossless")
-        value = target_values(lm.lm_head.output, batch, "answer-logprob")
+        value = target_values(lm.output.logits, batch, "answer-logprob")
         (grad,) = torch.autograd.grad(value.sum(), h)
         h_saved, grad_saved = h.detach().save(), grad.save()
     n = len(att.prompt_ids)

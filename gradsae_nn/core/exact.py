@@ -22,7 +22,7 @@ from ..remote import run_traces
 from .edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
 from .generation import pad_id
 from .sae import SparseAutoencoder
-from .targets import ScoringBatch, ScoringInput, build_batch, target_values
+from .targets import ScoringBatch, ScoringInput, build_batch, model_logits, target_values
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -36,7 +36,7 @@ def ablation_trace(lm: Any, module: Any, batch: ScoringBatch, rows: ScoringBatch
         x = module.output.expand(rows.input_ids.shape[0], -1, -1)
         edited = applier(x.contiguous())
         module.output = torch.where(mask.to(x.device)[..., None], edited, x)
-        values = target_values(lm.lm_head.output, rows, target).save()
+        values = target_values(model_logits(lm), rows, target).save()
     return values
 
 

@@ -24,7 +24,7 @@ import torch
 
 from ..remote import run_traces
 from .sae import SparseAutoencoder
-from .targets import ScoringBatch, target_values
+from .targets import ScoringBatch, model_logits, target_values
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -55,7 +55,7 @@ def path_trace(lm: Any, module: Any, batch: ScoringBatch, delta: torch.Tensor, a
         moved = (x - (1.0 - alpha) * shift).detach()
         moved.requires_grad_(True)
         module.output = moved
-        values = target_values(lm.lm_head.output, batch, target)
+        values = target_values(model_logits(lm), batch, target)
         (grad,) = torch.autograd.grad(values.sum(), moved)
         grad = grad[:, : batch.scored_end].save()
         values = values.detach().save()

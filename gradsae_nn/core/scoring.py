@@ -25,7 +25,7 @@ from .integrated import attribution_scores
 from .methods import check_methods, extend_scores
 from .sae import SparseAutoencoder, is_sliceable
 from .splice import apply_splice
-from .targets import ScoringBatch, ScoringInput, build_batch, target_values
+from .targets import ScoringBatch, ScoringInput, build_batch, model_logits, target_values
 from .scores import LatentScores
 from .tokens import rankings_of, token_details
 from .chunked import LATENT_CHUNK, chunked_scores, chunked_token_details
@@ -66,7 +66,7 @@ def grad_trace(lm: Any, module: Any, batch: ScoringBatch, target: str, sae: Spar
             acts.requires_grad_(True)
         else:
             module.output, acts = apply_splice(sae, module.output, splice)
-        values = target_values(lm.lm_head.output, batch, target)
+        values = target_values(model_logits(lm), batch, target)
         (grad,) = torch.autograd.grad(values.sum(), acts)
         acts_prompt = acts[:, : batch.scored_end].detach().save()
         grad_prompt = grad[:, : batch.scored_end].save()
@@ -170,5 +170,5 @@ def edited_target_trace(lm: Any, module: Any, batch: ScoringBatch, applier: Edit
     """Kernel: the target `[batch]` with `applier`'s edit at every position of the layer (no grad)."""
     with torch.no_grad(), lm.trace(batch.model_inputs(lm.device)):
         module.output = applier(module.output)
-        values = target_values(lm.lm_head.output, batch, target).save()
+        values = target_values(model_logits(lm), batch, target).save()
     return values

@@ -123,6 +123,16 @@ def build_batch(examples: Sequence[ScoringInput], pad_id: int, positions: str = 
                         torch.tensor([len(ex.answer_ids) for ex in examples]), positions)
 
 
+def model_logits(lm: Any) -> Any:
+    """Inside a trace of `lm`: the logits as the model returns them, `[batch, kept, vocab]`.
+
+    Pitfall. Symptom: on Gemma 2 the target (and every score) is off by ~10% against plain PyTorch, on
+    the other models exact. Cause: Gemma 2 soft-caps its logits (`final_logit_softcapping`: cap·tanh(z/cap))
+    *after* `lm_head`, in the model's forward. Wrong: `lm.lm_head.output`. Right: `lm.output.logits`.
+    """
+    return lm.output.logits
+
+
 def target_values(logits: torch.Tensor, batch: ScoringBatch, target: str) -> torch.Tensor:
     """`[batch]` target per row from `logits` `[batch, kept, vocab]` of the last `kept` columns (all `seq`, or
     `batch.logit_columns` from `model_inputs`). Rows are independent, so the gradient of their sum w.r.t. one

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import torch
 
 from ..core.generation import pad_id
-from ..core.targets import ScoringInput, build_batch
+from ..core.targets import ScoringInput, build_batch, model_logits
 
 if TYPE_CHECKING:
     from ..core.sae import SparseAutoencoder
@@ -129,7 +129,7 @@ def _sequence_stats(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, 
     inputs = scoring.model_inputs(model.device, all_logits=True)
     with torch.no_grad(), model.lm.trace(inputs):
         x = module.output.save()
-        clean = model.lm.lm_head.output.save()
+        clean = model_logits(model.lm).save()
     massive = real & ~first & (x.float().norm(dim=-1).cpu() > threshold)
     keep = real & ~first & ~massive
     with torch.no_grad():
@@ -145,7 +145,7 @@ def _sequence_stats(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, 
     for mode, replacement in (("sae", full_recon), ("zero", torch.zeros_like(x))):
         with torch.no_grad(), model.lm.trace(inputs):
             module.output = torch.where(mask, replacement, module.output)
-            logits = model.lm.lm_head.output.save()
+            logits = model_logits(model.lm).save()
         logp[mode] = logits[:, :-1].float().log_softmax(-1)
     ce = {mode: -(lp.gather(-1, labels[..., None])[..., 0] * predicted) for mode, lp in logp.items()}   # [b, s−1]
     kl = (logp["clean"].exp() * (logp["clean"] - logp["sae"])).sum(-1) * predicted
