@@ -86,8 +86,8 @@ def worker(spec_path: str, what: str) -> dict:
     warm = ScoringInput(example.prompt_ids[:8], example.answer_ids)
 
     def run(ex: ScoringInput) -> None:
-        if what == "scoring":
-            score_examples(model, sae, spec["layer"], [ex])
+        if what in ("scoring", "scoring-checkpoint"):
+            score_examples(model, sae, spec["layer"], [ex], checkpoint=what == "scoring-checkpoint")
         elif what == "plain-fwd-bwd":
             from types import SimpleNamespace
 
@@ -128,29 +128,49 @@ def measure(spec: dict, what: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def row_memory(ctx, model_name: str, repeats: int) -> Row:
+def row_memory(ctx, model_name: str, repeats: int) -> list[Row]:
     example = ctx.inputs[0]
     spec = {"model": model_name, "device": str(ctx.device), "sae": ctx.sae_spec, "layer": ctx.layer,
             "threads": torch.get_num_threads(), "prompt_ids": list(example.prompt_ids),
             "answer_ids": list(example.answer_ids)}
-    peaks: dict[str, list[float]] = {"scoring": [], "forward": [], "forward-answer": [], "plain-fwd-bwd": []}
+    peaks: dict[str, list[float]] = {"scoring": [], "forward": [], "scoring-checkpoint": [], "forward-answer": [],
+                                     "plain-fwd-bwd": []}
     how = ""
     for i in range(repeats):
-        for what in ("forward", "scoring") if i else tuple(peaks):
+        for what in ("forward", "scoring", "scoring-checkpoint") if i else tuple(peaks):
             result = measure(spec, what)
             peaks[what].append(result["peak_bytes"] / MiB)
             how = result["how"]
     med = {what: statistics.median(v) for what, v in peaks.items()}
     ratio = med["scoring"] / med["forward"] if med["forward"] > 0 else float("inf")
     runs = lambda what: ", ".join(f"{x:.0f}" for x in peaks[what])  # noqa: E731
-    return Row("6", "peak memory of GradSAE scoring, 1 example (fwd + bwd, SAE spliced)",
+    return [Row("6", "peak memory of GradSAE scoring, 1 example (fwd + bwd, SAE spliced)",
                "forward only (no grad, every column's logits), same input", f"{med['scoring']:.0f} MiB",
                f"{med['forward']:.0f} MiB", f"{ratio:.2f}×", "report; ≤ 2×", met(ratio <= 2.0),
                [f"{how}; median of {repeats} fresh subprocesses each (scoring: {runs('scoring')} MiB; forward: "
                 f"{runs('forward')} MiB); {len(example.prompt_ids)} + {len(example.answer_ids)} tokens. Once each: "
                 f"forward with answer-predicting logits only {med['forward-answer']:.0f} MiB; plain PyTorch fwd + bwd "
                 f"to layer {ctx.layer} (no nnsight, no SAE) {med['plain-fwd-bwd']:.0f} MiB, so scoring / plain fwd + bwd = "
-                f"{med['scoring'] / med['plain-fwd-bwd']:.2f}×."])
+                f"{med['scoring'] / med['plain-fwd-bwd']:.2f}×."]),
+            row_checkpoint(ctx, med, runs("scoring-checkpoint"), how, repeats)]
+
+
+def row_checkpoint(ctx, med: dict[str, float], runs: str, how: str, repeats: int) -> Row:
+    """Row 6b: `--checkpoint` (core/checkpoint.py): peak memory against the same forward, and its time cost."""
+    from benchmarks.timing import interleaved, paired_ratio
+    from gradsae_nn.core.scoring import score_examples
+
+    ex = ctx.inputs[0]
+    t = interleaved({flag: (lambda flag=flag: score_examples(ctx.model, ctx.sae, ctx.layer, [ex], checkpoint=flag))
+                     for flag in (True, False)}, ctx.repeats, sync=ctx.sync)
+    ratio = med["scoring-checkpoint"] / med["forward"] if med["forward"] > 0 else float("inf")
+    time_ratio = paired_ratio(t[True], t[False])
+    return Row("6b", "peak memory of GradSAE scoring with --checkpoint (layers above the SAE's recomputed)",
+               "forward only, as row 6", f"{med['scoring-checkpoint']:.0f} MiB", f"{med['forward']:.0f} MiB",
+               f"{ratio:.2f}×", "≤ 2×", met(ratio <= 2.0),
+               [f"{how}; median of {repeats} subprocesses ({runs} MiB); without --checkpoint {med['scoring']:.0f} MiB "
+                f"(row 6). Time with / without --checkpoint, interleaved: {time_ratio.describe('×')} "
+                f"(median {t[True].median:.3g} s vs {t[False].median:.3g} s); scores equal (tests/test_core.py)."])
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ PLACEHOLDERS = {
     "4": [("4a", "GradSAE scoring vs exact ablation", "≥ 20× faster"), ("4b", "Spearman", "≥ 0.6"),
           ("4c", "precision@10", "report")],
     "5": [("5a", "scoring batch 8 vs 1", "≥ 2.5×"), ("5b", "generate batch 8 vs 1", "≥ 2.5×")],
-    "6": [("6", "peak memory, scoring vs forward", "report; ≤ 2×")],
+    "6": [("6", "peak memory, scoring vs forward", "report; ≤ 2×"),
+          ("6b", "peak memory, scoring with --checkpoint vs forward", "≤ 2×")],
     "7": [("7a", "remote scoring vs local", "report"), ("7b", "remote edited generation vs local", "report"),
           ("7c", "request bytes, sliced vs full SAE", "report"), ("7d", "request bytes, Gemma Scope size", "report")],
     "8": [("8", "default perturbation run", "≤ 30 min on 2 cores")],
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "3": lambda: [authors.row_authors(ctx), authors.row_current(ctx)],
         "4": lambda: ablation.rows_ablation(ctx, args.ablation_examples, pool, args.ablation_batch),
         "5": lambda: batching.rows_batching(ctx, args.batch),
-        "6": lambda: [memory.row_memory(ctx, args.model, args.memory_repeats)],
+        "6": lambda: memory.row_memory(ctx, args.model, args.memory_repeats),
         "7": lambda: remote.rows_remote(ctx, args.remote_host),
         "8": lambda: [perturb_run.row_default_run(args.model, str(ctx.device)) if args.with_default_run
                       else perturb_run.row_from_manifest(Path(args.results_dir), args.model, ctx.layer)],

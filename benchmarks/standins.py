@@ -222,6 +222,17 @@ def registry_location(release: str, sae_id: str) -> tuple[str, str]:
     return get_repo_id_and_folder_name(release, sae_id)
 
 
+def layer_of(release: str, sae_id: str) -> int:
+    """The layer of `release:sae_id`, from its registry folder (`layer_9/…`, `…-L15R-8x`)."""
+    import re
+
+    folder = registry_location(release, sae_id)[1]
+    match = re.search(r"layer_(\d+)/|-L(\d+)[RAM]-", folder)
+    if match is None:
+        raise ValueError(f"no layer in {folder!r}")
+    return int(match.group(1) or match.group(2))
+
+
 def write_sae(spec: StandIn, root: Path, sae_id: str, params: dict[str, torch.Tensor]) -> None:
     """The SAE files in the repo's own format (fp32 npz for Gemma Scope; hyperparams + safetensors for Llama Scope)."""
     import numpy as np
@@ -239,8 +250,8 @@ def write_sae(spec: StandIn, root: Path, sae_id: str, params: dict[str, torch.Te
     # sqrt(d_in) / dataset_average_activation_norm.in; choosing that norm as sqrt(d_in) / s keeps the
     # effective encoder equal to `params`.
     s = norm_scaling_factor(spec.sae_release, sae_id)
-    hyper = {"d_model": d_in, "d_sae": d_sae, "hook_point_in": f"blocks.{spec.sae_layer}.hook_resid_post",
-             "hook_point_out": f"blocks.{spec.sae_layer}.hook_resid_post", "act_fn": "jumprelu",
+    hook = f"blocks.{layer_of(spec.sae_release, sae_id)}.hook_resid_post"
+    hyper = {"d_model": d_in, "d_sae": d_sae, "hook_point_in": hook, "hook_point_out": hook, "act_fn": "jumprelu",
              "jump_relu_threshold": float(params["threshold"][0]) / s,
              "dataset_average_activation_norm": {"in": d_in ** 0.5 / s, "out": d_in ** 0.5 / s}}
     (target / "hyperparams.json").write_text(json.dumps(hyper, indent=2))
@@ -251,18 +262,20 @@ def write_sae(spec: StandIn, root: Path, sae_id: str, params: dict[str, torch.Te
 
 
 def build(root: Path, name: str, n_layers: int | None = None, small: bool = False, target_l0: int = 100,
-          seed: int = 0) -> Built:
-    """Write stand-in `name` (a key of STANDINS) under `root`; `n_layers` defaults to the SAE layer + 2."""
+          seed: int = 0, sae_id: str | None = None) -> Built:
+    """Write stand-in `name` (a key of STANDINS) under `root`; `n_layers` defaults to the SAE layer + 2.
+    `sae_id`: another SAE of the same release and width (Llama Scope: `l0r_8x` needs only layer 0)."""
     spec = STANDINS[name]
-    n_layers = n_layers or spec.sae_layer + 2
-    if n_layers <= spec.sae_layer:
-        raise ValueError(f"{name}: the SAE is at layer {spec.sae_layer}; build at least {spec.sae_layer + 1} layers")
-    sae_id, d_sae = spec.small_sae if small else (spec.sae_id, spec.d_sae)
+    sae_id, d_sae = spec.small_sae if small else (sae_id or spec.sae_id, spec.d_sae)
+    layer = layer_of(spec.sae_release, sae_id)
+    n_layers = n_layers or layer + 2
+    if n_layers <= layer:
+        raise ValueError(f"{name}: the SAE is at layer {layer}; build at least {layer + 1} layers")
     model, tok = write_model(spec, root, n_layers, small, seed)
-    x = residual(model, tok, spec.sae_layer)
+    x = residual(model, tok, layer)
     del model
     write_sae(spec, root, sae_id, random_sae(x, d_sae, target_l0, seed))
-    return Built(root=str(root), model=spec.repo_id, sae=f"{spec.sae_release}:{sae_id}", layer=spec.sae_layer,
+    return Built(root=str(root), model=spec.repo_id, sae=f"{spec.sae_release}:{sae_id}", layer=layer,
                  n_layers=n_layers, d_model=int(x.shape[-1]), d_sae=d_sae)
 
 
@@ -272,11 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--which", choices=sorted(STANDINS), required=True)
     parser.add_argument("--layers", type=int, default=None, help="decoder layers to keep (default: SAE layer + 2)")
     parser.add_argument("--small", action="store_true", help="the small version (tests)")
+    parser.add_argument("--sae-id", default=None, help="another SAE id of the release (default: the stand-in's)")
     parser.add_argument("--fresh", action="store_true", help="delete ROOT first")
     args = parser.parse_args(argv)
     if args.fresh and args.root.exists():
         shutil.rmtree(args.root)
-    built = build(args.root, args.which, args.layers, args.small)
+    built = build(args.root, args.which, args.layers, args.small, sae_id=args.sae_id)
     print(json.dumps(built.__dict__))
     return 0
 

@@ -42,6 +42,10 @@ def test_configs_are_frozen_and_checked_in_the_callers_words():
         parse(PerturbConfig, ["--correct-f1", "1.5"], "doc")
     assert parse(PerturbConfig, ["--k", "50%", "10"], "doc").k == ("50%", "10")
     assert parse(PerturbConfig, ["--remote"], "doc").method.scoring == "x-grad"   # the remote default
+    assert parse(PerturbConfig, ["--checkpoint"], "doc").method.checkpoint
+    with pytest.raises(OptionError) as info:
+        parse(PerturbConfig, ["--remote", "--checkpoint"], "doc")
+    assert info.value.for_cli().startswith("--checkpoint changes the model where it runs")
 
 
 @pytest.mark.parametrize("argv, name", [

@@ -124,6 +124,24 @@ def test_scores_equal_plain_autograd(smollm, sae, layer, examples, target):
         assert got.n_tokens == len(ex.prompt_ids) - 1
 
 
+def test_checkpoint_gives_the_same_scores_and_restores_the_model(smollm, sae, layer, examples, monkeypatch):
+    """--checkpoint recomputes the layers above the SAE's in the backward: the same scores (one more forward of
+    those layers, so within the forward + backward tolerance), and the layers are left as they were. Its memory
+    saving is measured in benchmarks/memory.py (row 6b)."""
+    import torch.utils.checkpoint as tuc
+
+    plain = score_examples(smollm, sae, layer, examples)
+    wrapped, real = [], tuc.checkpoint
+    monkeypatch.setattr(tuc, "checkpoint", lambda fn, *a, **k: wrapped.append(fn) or real(fn, *a, **k))
+    ckpt = score_examples(smollm, sae, layer, examples, checkpoint=True)
+    assert len(wrapped) == smollm.n_layers - layer - 1          # every layer above L, and only those
+    for a, b in zip(plain, ckpt):
+        assert float((a.gradsae - b.gradsae).norm() / a.gradsae.norm()) <= network_rtol(smollm.config, passes=2)
+        assert abs(a.target - b.target) <= network_rtol(smollm.config) * max(1.0, abs(a.target))
+    for module in smollm.lm._module.model.layers:
+        assert not module.training and not module.__dict__.get("gradient_checkpointing", False)
+
+
 def test_checks_catch_deliberate_bugs(smollm, sae, layer, examples):
     """Each bug below, put into the reference, must break the scoring checks by at least 10x their tolerance:
     the tolerances of `test_scores_equal_plain_autograd` are far from loose enough to let it through."""

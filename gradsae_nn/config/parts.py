@@ -135,6 +135,9 @@ class MethodConfig:
                                                 default_text="gradsae baseline; faithfulness: all five")
     ig_steps: int = option(8, "Gauss-Legendre nodes of integrated-gradients (m forward + backward passes)", result=True)
     exact_candidates: int = option(50, "exact ablates the union of every other method's top N latents", result=True)
+    checkpoint: bool = option(False, "scoring recomputes the activations of the layers above the SAE's in the "
+                                     "backward instead of keeping them: less memory, one more forward of those "
+                                     "layers (local runs)")
 
     def __post_init__(self) -> None:
         for value, mode, name in ((self.splice, SpliceMode, "splice"), (self.target, Target, "target"),

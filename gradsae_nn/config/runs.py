@@ -74,6 +74,9 @@ class ExperimentConfig(RunConfig):
         if self.method.scoring is None:  # the default depends on where the model runs: no SAE travels remotely
             object.__setattr__(self, "method", dataclasses.replace(
                 self.method, scoring="x-grad" if self.remote.remote else "trace"))
+        if self.remote.remote and self.method.checkpoint:
+            raise OptionError("{checkpoint} changes the model where it runs and a remote server runs its own; drop "
+                              "{checkpoint} with {remote}")
         if self.remote.remote and self.method.scoring == "trace":
             raise OptionError("remote scoring sends no SAE: use {scoring} x-grad (x and dT/dx come back, scores are "
                               "computed here; the default with {remote})")

@@ -12,6 +12,7 @@ Two ways to get `∂T/∂h`, equal for the lossless splice (tested):
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
@@ -19,6 +20,7 @@ import torch
 from ..errors import OptionError
 from ..modes import Scoring, SpliceMode, Target, check_mode
 from ..remote import run_traces
+from .checkpoint import checkpointed_above
 from .edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
 from .generation import pad_id
 from .integrated import attribution_scores
@@ -75,12 +77,14 @@ def grad_trace(lm: Any, module: Any, batch: ScoringBatch, target: str, sae: Spar
 
 
 def layer_grads(model: "LoadedModel", layer: int, batches: Sequence[ScoringBatch], target: str,
-                sae: SparseAutoencoder | None = None, splice: str = "lossless"
+                sae: SparseAutoencoder | None = None, splice: str = "lossless", checkpoint: bool = False
                 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """`grad_trace` for each batch (remotely: all in one request)."""
+    """`grad_trace` for each batch (remotely: all in one request); `checkpoint`: the layers above `layer`
+    recompute their activations in the backward (`core.checkpoint`; local only)."""
     module = model.layer(layer)
-    return run_traces(model, grad_trace, [(model.lm, module, batch, target, sae, splice) for batch in batches],
-                      label="scoring")
+    with checkpointed_above(model, layer) if checkpoint else nullcontext():
+        return run_traces(model, grad_trace, [(model.lm, module, batch, target, sae, splice) for batch in batches],
+                          label="scoring")
 
 
 def latent_grads_from_x(sae: SparseAutoencoder, x: torch.Tensor, grad_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,18 +99,18 @@ def score_examples(model: "LoadedModel", sae: SparseAutoencoder, layer: int, exa
                    target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
                    include_bos: bool = False, scored_positions: str = "prompt", methods: Sequence[str] = (),
                    ig_steps: int = 8, exact_candidates: int = 50, token_latents: int = 0,
-                   latent_chunk: int = LATENT_CHUNK) -> list[LatentScores]:
+                   latent_chunk: int = LATENT_CHUNK, checkpoint: bool = False) -> list[LatentScores]:
     """Scores for each example, computed in one batched forward + backward (plus what `methods` needs); the
     options as `score_batches`."""
     return score_batches(model, sae, layer, [examples], target, splice, scoring, include_bos, scored_positions,
-                         methods, ig_steps, exact_candidates, token_latents, latent_chunk)[0]
+                         methods, ig_steps, exact_candidates, token_latents, latent_chunk, checkpoint)[0]
 
 
 def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batches: Sequence[Sequence[ScoringInput]],
                   target: str = "answer-logprob", splice: str = "lossless", scoring: str = "trace",
                   include_bos: bool = False, scored_positions: str = "prompt", methods: Sequence[str] = (),
                   ig_steps: int = 8, exact_candidates: int = 50, token_latents: int = 0,
-                  latent_chunk: int = LATENT_CHUNK) -> list[list[LatentScores]]:
+                  latent_chunk: int = LATENT_CHUNK, checkpoint: bool = False) -> list[list[LatentScores]]:
     """`score_examples` for each batch of examples; one forward + backward per batch, remotely in one request.
 
     include_bos: also score the first prompt token (an attention sink; BOS or the first chat token).
@@ -116,6 +120,7 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
     token_latents: keep the per-token detail (`core.tokens`) of each example's top `token_latents` latents by
     GradSAE and by the baseline (0: none).
     latent_chunk: with x-grad, an SAE wider than this is scored this many latents at a time (`core.chunked`).
+    checkpoint: recompute the activations of the layers above `layer` in the backward (`core.checkpoint`).
     Remotely only `x-grad` is possible: the SAE stays here and scores come from the saved `x` and `∂T/∂x`.
     """
     check_mode(target, Target, "target")
@@ -129,7 +134,8 @@ def score_batches(model: "LoadedModel", sae: SparseAutoencoder, layer: int, batc
         raise OptionError("remote scoring sends no SAE: use {scoring} x-grad (x and dT/dx come back, scores are "
                           "computed here; the default with {remote})")
     built = [build_batch(examples, pad_id=pad_id(model), positions=scored_positions) for examples in batches]
-    grads = layer_grads(model, layer, built, target, sae=sae if scoring == "trace" else None, splice=splice)
+    grads = layer_grads(model, layer, built, target, sae=sae if scoring == "trace" else None, splice=splice,
+                        checkpoint=checkpoint)
     out = []
     chunked = scoring == "x-grad" and is_sliceable(sae) and sae.cfg.d_sae > latent_chunk
     for examples, batch, (acts, grad, values) in zip(batches, built, grads):

@@ -40,7 +40,7 @@ def score_items(prepared: Prepared, items: Sequence[Item], config: ExperimentCon
                            target=method.target, splice=method.splice, scoring=method.scoring,
                            include_bos=method.include_bos, scored_positions=method.scored_positions,
                            methods=method.methods, ig_steps=method.ig_steps, exact_candidates=method.exact_candidates,
-                           token_latents=token_latents)
+                           token_latents=token_latents, checkpoint=method.checkpoint)
     return {it.id: s for chunk, chunk_scores in zip(chunks, scores) for it, s in zip(chunk, chunk_scores)}
 
 
