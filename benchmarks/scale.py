@@ -10,7 +10,7 @@ prompt. Each measurement: wall time (one call after a warm-up on the same input)
 before the call (a 0.5 ms sampling thread, `benchmarks.memory.PeakRSS`):
 - load (model + SAE through SAELens's registry), its time and the RSS after it;
 - forward: the plain HF forward, no grad, all logits;
-- scoring in-trace (SAE spliced, one forward + backward) and x-grad (the model's pass: x and ∂T/∂x; then the
+- scoring in-trace (SAE spliced, one forward + backward), the same with --checkpoint, and x-grad (the model's pass: x and ∂T/∂x; then the
   client's part: every latent's scores from them, in chunks of 16,384 latents: `core.chunked`);
 - edited generation, 8 new tokens, TopK-50% of GradSAE zeroed at every position: sliced edit and full edit;
 - request bytes (zstd) of x-grad scoring and of the sliced edited generation (serialized, not sent); the full
@@ -84,6 +84,7 @@ def worker(built: dict, dtype: str) -> dict:
 
     _, out["forward"] = measured(forward)
     (scores,), out["scoring_trace"] = measured(lambda: score_examples(model, sae, layer, [example]))
+    _, out["scoring_trace_checkpoint"] = measured(lambda: score_examples(model, sae, layer, [example], checkpoint=True))
     _, out["scoring_xgrad"] = measured(lambda: score_examples(model, sae, layer, [example], scoring="x-grad"))
     batch = build_batch([example], 0)
     (acts, grad, values), out["xgrad_model_part"] = measured(
