@@ -189,9 +189,17 @@ def write_model(spec: StandIn, root: Path, n_layers: int, small: bool, seed: int
 
 @torch.no_grad()
 def residual(model: Any, tok: Any, layer: int) -> torch.Tensor:
-    """`[tokens, d_model]` fp32 output of decoder layer `layer` on the calibration text."""
+    """`[tokens, d_model]` fp32 output of decoder layer `layer` on the calibration text. (A forward hook, not
+    `hidden_states[layer + 1]`: transformers returns the *last* layer's hidden state after the final norm.)"""
     ids = tok(CALIBRATION_TEXT, return_tensors="pt")["input_ids"]
-    return model(ids, output_hidden_states=True).hidden_states[layer + 1][0].float()
+    seen = []
+    handle = model.model.layers[layer].register_forward_hook(
+        lambda _m, _i, out: seen.append((out[0] if isinstance(out, tuple) else out)[0].float()))
+    try:
+        model(ids)
+    finally:
+        handle.remove()
+    return seen[0]
 
 
 def random_sae(x: torch.Tensor, d_sae: int, target_l0: int, seed: int) -> dict[str, torch.Tensor]:

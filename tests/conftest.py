@@ -4,14 +4,16 @@ import pytest
 
 
 def pytest_collection_modifyitems(config, items):
-    """`remote` tests start a local NDIF server (~1.5 min, ~4 GB RAM): they run only when the -m expression
-    names them (`-m remote`), never as a side effect of `pytest` or `-m "not slow"`."""
-    if "remote" in (config.option.markexpr or ""):
-        return
-    remote = [item for item in items if "remote" in item.keywords]
-    if remote:
-        config.hook.pytest_deselected(items=remote)
-        items[:] = [item for item in items if "remote" not in item.keywords]
+    """`remote` tests start a local NDIF server (~1.5 min, ~4 GB RAM) and `cuda` tests need a GPU: each runs
+    only when the -m expression names it (`-m remote`, `-m cuda`), never as a side effect of `pytest` or
+    `-m "not slow"`."""
+    for marker in ("remote", "cuda"):
+        if marker in (config.option.markexpr or ""):
+            continue
+        selected = [item for item in items if marker not in item.keywords]
+        if len(selected) < len(items):
+            config.hook.pytest_deselected(items=[item for item in items if marker in item.keywords])
+            items[:] = selected
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,7 @@ def reference_scores(hf_model, sae, layer, prompt_ids, answer_ids, target="answe
 
     handle = hf_model.model.layers[layer].register_forward_hook(hook)
     try:
-        ids = torch.tensor([list(prompt_ids) + list(answer_ids)])
+        ids = torch.tensor([list(prompt_ids) + list(answer_ids)], device=hf_model.device)
         logits = hf_model(ids).logits[0]
     finally:
         handle.remove()
@@ -85,7 +85,7 @@ def reference_ablated_target(hf_model, sae, layer, prompt_ids, answer_ids, laten
     handle = hf_model.model.layers[layer].register_forward_hook(hook)
     try:
         with torch.no_grad():
-            logits = hf_model(torch.tensor([list(prompt_ids) + list(answer_ids)])).logits[0]
+            logits = hf_model(torch.tensor([list(prompt_ids) + list(answer_ids)], device=hf_model.device)).logits[0]
     finally:
         handle.remove()
     return float(sum(logits[p - 1 + j].log_softmax(-1)[tok] for j, tok in enumerate(answer_ids)))
@@ -139,7 +139,7 @@ def reference_generate(hf_model, tokenizer, sae, layer, prompt_ids, zero=(), inj
     handle = hf_model.model.layers[layer].register_forward_hook(hook)
     try:
         with torch.no_grad():
-            out = hf_model.generate(torch.tensor([list(prompt_ids)]), max_new_tokens=max_new_tokens,
+            out = hf_model.generate(torch.tensor([list(prompt_ids)], device=hf_model.device), max_new_tokens=max_new_tokens,
                                     do_sample=False, use_cache=True, stop_strings=["\n"], tokenizer=tokenizer,
                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
     finally:
@@ -151,7 +151,7 @@ def reference_next_logits(hf_model, prompt_ids, tokens, sae=None, layer=None, ze
     """`[vocab]` logits for the token after `prompt_ids + tokens`, teacher-forced (no KV cache), with the edit
     applied as `reference_generate` applies it: at every position, (`last`) at the last prompt token only, or
     (`generated`) at every position after the prompt."""
-    ids = torch.tensor([list(prompt_ids) + list(tokens)])
+    ids = torch.tensor([list(prompt_ids) + list(tokens)], device=hf_model.device)
     handle = None
     if sae is not None and (zero or inject):
         def hook(_module, _inputs, output):
@@ -216,7 +216,7 @@ def authors_loop(hf_model, tokenizer, sae, layer, prompt_ids, max_new_tokens=50,
         handle = hf_model.model.layers[layer].register_forward_hook(hook)
         try:
             with torch.enable_grad():
-                logits = hf_model(torch.tensor([ids]), use_cache=False).logits[0, -1]
+                logits = hf_model(torch.tensor([ids], device=hf_model.device), use_cache=False).logits[0, -1]
                 probs = logits.float().softmax(-1)
                 token = int(probs.argmax())
                 if score and "[" in tokenizer.decode([token]):

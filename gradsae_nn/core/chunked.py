@@ -30,7 +30,7 @@ def chunked_scores(sae: SparseAutoencoder, x: torch.Tensor, grad_x: torch.Tensor
     parts: dict[str, list[torch.Tensor]] = {"gradsae": [], "activation": [], "attribution": [], "last": []}
     with torch.no_grad():
         for start in range(0, d_sae, chunk):
-            piece = slice_sae(sae, list(range(start, min(d_sae, start + chunk))))
+            piece = slice_sae(sae, range(start, min(d_sae, start + chunk)))
             h = piece.encode(x).float()                                                  # [batch, seq, m]
             product = (grad_x.to(piece.W_dec.dtype) @ piece.W_dec.to(x.device).T).float() * h
             parts["gradsae"].append((torch.relu(product) * weights).sum(1) / n[:, None])

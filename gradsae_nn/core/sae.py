@@ -194,14 +194,17 @@ class SAESlice:
         return torch.relu(pre) * (pre > self.threshold.to(device)).to(pre.dtype)
 
 
-def slice_sae(sae: SparseAutoencoder, latents: torch.Tensor | list[int]) -> SAESlice:
-    """Rows of `latents` only; refuses SAEs whose latents cannot be computed independently."""
+def slice_sae(sae: SparseAutoencoder, latents: torch.Tensor | list[int] | range) -> SAESlice:
+    """Rows of `latents` only; refuses SAEs whose latents cannot be computed independently. A `range` of step 1
+    gives views of the SAE's weights (no copy: `core.chunked` walks a 131k-latent SAE this way)."""
     if not is_sliceable(sae):
         raise OptionError(f"the sliced edit needs a ReLU or JumpReLU SAE without run-time normalisation; this SAE is "
                           f"{literal(sae_architecture(sae))} (normalize_activations="
                           f"{literal(sae.cfg.normalize_activations)}): use {{edit_impl}} full")
-    idx = torch.as_tensor(latents, dtype=torch.long, device=sae.W_enc.device)
+    ids = torch.as_tensor(latents, dtype=torch.long, device=sae.W_enc.device)
+    contiguous = isinstance(latents, range) and latents.step == 1
+    idx = slice(latents.start, latents.stop) if contiguous else ids  # a slice indexes by views, not copies
     threshold = sae.threshold[idx] if sae_architecture(sae) == "jumprelu" else torch.zeros_like(sae.b_enc[idx])
     b_dec_in = sae.b_dec * float(sae.cfg.apply_b_dec_to_input)
-    return SAESlice(latents=idx, W_enc=sae.W_enc[:, idx], b_enc=sae.b_enc[idx], threshold=threshold,
+    return SAESlice(latents=ids, W_enc=sae.W_enc[:, idx], b_enc=sae.b_enc[idx], threshold=threshold,
                     W_dec=sae.W_dec[idx], b_dec_in=b_dec_in)
