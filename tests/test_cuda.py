@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from reference import reference_ablated_target, reference_generate, reference_next_logits, reference_scores
+from reference import reference_generate, reference_next_logits, reference_scores
 from tolerance import assert_same_greedy, log_prob_tol, network_rtol, top2_gap
 
 pytestmark = pytest.mark.cuda
@@ -62,32 +62,24 @@ def test_edited_generation_on_device_equals_plain_hooks(lens, example):
         ours = edited_generate(model, sae, layer, [list(example.prompt_ids)], [edit], 12)[0]
         ref = reference_generate(model.lm._module, lens.tokenizer, sae, layer, example.prompt_ids, edit.zero,
                                  edit.inject, 12)
-        assert_same_greedy(ours, ref, lambda i: top2_gap(reference_next_logits(
+        assert_same_greedy(ours, ref, lambda i, ref=ref, edit=edit: top2_gap(reference_next_logits(
             model.lm._module, example.prompt_ids, ref[:i], sae, layer, edit.zero, edit.inject)), model.config)
         changed += ours != plain
     assert changed >= 1
 
 
 def test_exact_and_integrated_gradients_on_device(lens, example):
-    from gradsae_nn.core.exact import exact_effects
     from gradsae_nn.core.scoring import score_examples
     from gradsae_nn.core.targets import ScoringInput
 
     model, sae, layer = lens.model, lens.sae, lens.layer
-    hf = model.lm._module
     # completeness on tests/test_methods.py's two short prompts, where m = 128 nodes resolve the path (on the
     # long QA prompt the sum is still 0.9% off at 128: docs/method.md)
-    from test_methods import ANSWERS, PROMPTS
+    from test_methods import ANSWERS, PROMPTS, exact_against_reference
 
     short = [ScoringInput(tuple(lens.tokenizer(p)["input_ids"]), tuple(lens.tokenizer(a, add_special_tokens=False)
                                                                       ["input_ids"])) for p, a in zip(PROMPTS, ANSWERS)]
     for s in score_examples(model, sae, layer, short, methods=("integrated-gradients",), ig_steps=128):
         assert float(s.integrated_gradients.sum()) == pytest.approx(s.target - s.target_zero, rel=1e-3)
     (s,) = score_examples(model, sae, layer, [example])
-    candidates = torch.argsort(s.gradsae, descending=True)[:4].tolist()
-    ref_t = reference_scores(hf, sae, layer, example.prompt_ids, example.answer_ids)
-    tol = 2 * log_prob_tol(model.config, ref_t.logit_scale, len(example.answer_ids))
-    effects = exact_effects(model, sae, layer, example, candidates)
-    for c, effect in zip(candidates, effects.tolist()):
-        ref = ref_t.target - reference_ablated_target(hf, sae, layer, example.prompt_ids, example.answer_ids, c)
-        assert effect == pytest.approx(ref, abs=tol), (c, effect, ref)
+    exact_against_reference(model, sae, layer, example, torch.argsort(s.gradsae, descending=True)[:4].tolist())

@@ -88,25 +88,33 @@ def strong_sae(smollm):
     return sae
 
 
+def exact_against_reference(model, sae, layer, ex, candidates):
+    """`exact_effects` of `candidates` on `ex`, each checked equal to the reference's drop (a forward hook on the
+    unbatched example, T recomputed); returns (effects, tolerance)."""
+    hf = model.lm._module
+    ref_t = reference_scores(hf, sae, layer, ex.prompt_ids, ex.answer_ids)
+    tol = 2 * log_prob_tol(model.config, ref_t.logit_scale, len(ex.answer_ids))
+    effects = exact_effects(model, sae, layer, ex, candidates).tolist()
+    for c, effect in zip(candidates, effects):
+        ref = ref_t.target - reference_ablated_target(hf, sae, layer, ex.prompt_ids, ex.answer_ids, c)
+        assert effect == pytest.approx(ref, abs=tol), (c, effect, ref)
+    return effects, tol
+
+
 @pytest.mark.parametrize("which", ["shipped", "strong"])
 def test_exact_equals_a_plain_hook_loop(smollm, sae, strong_sae, inputs, scored, which):
     """Each candidate's drop equals the reference's: the latent removed at the scored positions by a forward hook
     on the unbatched example, T recomputed. Two forwards, each a sum of answer log-probs."""
-    hf = smollm.lm._module
     ex = inputs[1]
     model_sae = sae if which == "shipped" else strong_sae
     got = scored[1] if which == "shipped" else score_examples(smollm, strong_sae, LAYER, [ex])[0]
     candidates = candidate_latents([got.gradsae, got.activation, got.attribution], 6)[:4]
-    ref_t = reference_scores(hf, model_sae, LAYER, ex.prompt_ids, ex.answer_ids)
-    tol = 2 * log_prob_tol(smollm.config, ref_t.logit_scale, len(ex.answer_ids))
-    effects = exact_effects(smollm, model_sae, LAYER, ex, candidates)
-    for c, effect in zip(candidates, effects.tolist()):
-        ref = ref_t.target - reference_ablated_target(hf, model_sae, LAYER, ex.prompt_ids, ex.answer_ids, c)
-        assert effect == pytest.approx(ref, abs=tol), (c, effect, ref)
-        if which == "shipped":
+    effects, tol = exact_against_reference(smollm, model_sae, LAYER, ex, candidates)
+    if which == "shipped":
+        for c, effect in zip(candidates, effects):
             assert float(got.exact[c]) == pytest.approx(effect, abs=tol)
     if which == "strong":                                   # the check can fail: effects far above its tolerance
-        assert max(abs(e) for e in effects.tolist()) > 10 * tol
+        assert max(abs(e) for e in effects) > 10 * tol
 
 
 def test_chunked_client_scores_equal_unchunked(smollm, sae, inputs):
