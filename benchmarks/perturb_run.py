@@ -43,6 +43,11 @@ def row_from_manifest(results_dir: Path, model: str, layer: int) -> Row:
         return Row.not_measured("8", WHAT, "—", "≤ 30 min on 2 cores",
                                 f"the run in {path} (started {m.get('started')}, options {argv}) has no end time "
                                 "(still running, or interrupted)")
+    if not float(m.get("seconds_perturb") or 0.0):
+        return Row.not_measured("8", WHAT, "—", "≤ 30 min on 2 cores",
+                                f"the run in {path} (last session {m.get('started')} to {m.get('ended')}) perturbed "
+                                "nothing in its last session (a rerun of a finished run), so its times say nothing; "
+                                "run `python experiments/perturb.py` into an empty results folder")
     seconds = float(m["seconds_total"])
     n = int(m["n_examples"])
     wall = (datetime.fromisoformat(m["ended"]) - datetime.fromisoformat(m["started"])).total_seconds()

@@ -93,3 +93,20 @@ def test_rank_agreement():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, abs=1e-6)  # ties: average ranks
     assert precision_at(2, [0.9, 0.8, 0.1, 0.0], [5, 0, 4, 0]) == 0.5
+
+
+def test_row_8_refuses_a_rerun_that_perturbed_nothing(tmp_path):
+    """A finished run rerun (everything resumed, nothing perturbed) has a manifest of seconds: row 8 must not
+    read it as a 6-second default run."""
+    from benchmarks.perturb_run import row_from_manifest
+    from gradsae_nn.runs.outputs import run_dir
+
+    manifest = run_dir("perturb", "smollm2-135m-it", 15, {}, root=tmp_path) / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    base = {"argv": [], "started": "2026-12-01T08:07:33+00:00", "ended": "2026-12-01T08:07:34+00:00",
+            "n_examples": 50, "n_answered": 640, "git": {"commit": "abc", "dirty": False}}
+    manifest.write_text(json.dumps({**base, "seconds_total": 6.6, "seconds_perturb": 0.0}))
+    row = row_from_manifest(tmp_path, "smollm2-135m-it", 15)
+    assert row.met == "not measured" and "perturbed nothing" in row.ratio
+    manifest.write_text(json.dumps({**base, "seconds_total": 1200.0, "seconds_perturb": 1000.0}))
+    assert row_from_manifest(tmp_path, "smollm2-135m-it", 15).met == "yes"
