@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,12 +216,6 @@ def random_sae(x: torch.Tensor, d_sae: int, target_l0: int, seed: int) -> dict[s
             "threshold": torch.full((d_sae,), max(threshold, 1e-6))}
 
 
-def norm_scaling_factor(release: str, sae_id: str) -> float:
-    from sae_lens.loading.pretrained_saes_directory import get_norm_scaling_factor
-
-    return float(get_norm_scaling_factor(release, sae_id) or 1.0)
-
-
 def registry_location(release: str, sae_id: str) -> tuple[str, str]:
     """(hub repo, folder) that SAELens's registry gives `release:sae_id`."""
     from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
@@ -257,7 +250,9 @@ def write_sae(spec: StandIn, root: Path, sae_id: str, params: dict[str, torch.Te
     # SAELens folds `s` = the registry's norm_scaling_factor into W_enc and multiplies the threshold by
     # sqrt(d_in) / dataset_average_activation_norm.in; choosing that norm as sqrt(d_in) / s keeps the
     # effective encoder equal to `params`.
-    s = norm_scaling_factor(spec.sae_release, sae_id)
+    from sae_lens.loading.pretrained_saes_directory import get_norm_scaling_factor
+
+    s = float(get_norm_scaling_factor(spec.sae_release, sae_id) or 1.0)
     hook = f"blocks.{layer_of(spec.sae_release, sae_id)}.hook_resid_post"
     hyper = {"d_model": d_in, "d_sae": d_sae, "hook_point_in": hook, "hook_point_out": hook, "act_fn": "jumprelu",
              "jump_relu_threshold": float(params["threshold"][0]) / s,
@@ -294,10 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=None, help="decoder layers to keep (default: SAE layer + 2)")
     parser.add_argument("--small", action="store_true", help="the small version (tests)")
     parser.add_argument("--sae-id", default=None, help="another SAE id of the release (default: the stand-in's)")
-    parser.add_argument("--fresh", action="store_true", help="delete ROOT first")
     args = parser.parse_args(argv)
-    if args.fresh and args.root.exists():
-        shutil.rmtree(args.root)
     built = build(args.root, args.which, args.layers, args.small, sae_id=args.sae_id)
     print(json.dumps(built.__dict__))
     return 0
