@@ -192,6 +192,20 @@ def test_faithfulness_metrics():
     assert metrics["reversed"]["captured@5"] == pytest.approx((-1 + 0.5 + 1 + 2 + 3) / 15.5)
 
 
+def test_faithfulness_by_length_keeps_each_bin_in_its_column():
+    """An empty length bin reads "—" under its own header; the other bins' cells do not shift into it."""
+    from gradsae_nn.results.faithfulness import by_length_rows, example_metrics
+
+    exact = [3.0, 2.0, 1.0, 0.0]
+    metrics = example_metrics({"gradsae": exact, "baseline": exact[::-1]}, exact)
+    records = [{"answer_tokens": n, "metrics": metrics} for n in (4, 4, 7, 9)]         # nothing in the first bin
+    header, rows = by_length_rows(records)
+    assert header[1].endswith("(n = 0)") and header[2].endswith("(n = 2)") and header[3].endswith("(n = 2)")
+    by_method = {row[0]: row[1:] for row in rows}
+    assert by_method["GradSAE"][0] == "—" and by_method["GradSAE"][1].startswith("1.00")
+    assert by_method["Baseline"][2].startswith("-1.00")
+
+
 def test_steer_default_partners_start_at_zero(workdir, tiny_model_dir, tiny_sae_dir):
     """The default pool: the unsteered answer never scores against the partner's golds; every output says how
     much of the own answer survived and whether it broke."""

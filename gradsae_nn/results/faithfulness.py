@@ -20,7 +20,7 @@ from .plots import COLORS, _figure, _save
 from .report import METHOD_LABELS, Cell, bootstrap_cell, markdown_table
 
 TOP_K = (5, 10, 20)
-LENGTH_BINS = (("1 token", 1, 1), ("2–3 tokens", 2, 3), ("≥ 4 tokens", 4, 10**9))
+LENGTH_BINS = (("1–3 tokens", 1, 3), ("4 tokens", 4, 4), ("≥ 5 tokens", 5, 10**9))  # ~thirds of SmolLM2's answers
 METRIC_NAMES = ("spearman", *[f"p@{k}" for k in TOP_K], *[f"captured@{k}" for k in TOP_K])
 
 
@@ -75,17 +75,17 @@ def faithfulness_rows(summary: dict) -> list[list[str]]:
 
 
 def by_length_rows(records: Sequence[dict], metric: str = "spearman") -> tuple[list[str], list[list[str]]]:
-    """`metric` per method by answer length (answer tokens), one column per bin with its n."""
-    header, rows = ["method"], {}
+    """`metric` per method by answer length (answer tokens), one column per bin with its n; "—" where a bin
+    holds no example (each cell stays under its own bin's header)."""
+    methods = [m for m in (records[0]["metrics"] if records else {}) if m != "exact"]
+    header, rows = ["method"], {m: [] for m in methods}
     for label, low, high in LENGTH_BINS:
         chosen = [r for r in records if low <= r["answer_tokens"] <= high]
         header.append(f"{label} (n = {len(chosen)})")
         summary = summarize_faithfulness(chosen)
-        for method, cells in summary.items():
-            if metric in cells:
-                rows.setdefault(method, []).append(cells[metric].text())
-    for method in rows:
-        rows[method] += ["—"] * (len(header) - 1 - len(rows[method]))
+        for method in methods:
+            cells = summary.get(method, {})
+            rows[method].append(cells[metric].text() if metric in cells else "—")
     return header, [[METHOD_LABELS[m], *cells] for m, cells in rows.items()]
 
 
