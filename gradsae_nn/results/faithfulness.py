@@ -66,11 +66,16 @@ def summarize_faithfulness(records: Sequence[dict]) -> dict[str, dict[str, Cell]
     return out
 
 
+def metric_text(cell: Cell, name: str) -> str:
+    """A cell's text; Spearman's interval with two decimals (its scale is 1, the others' 100)."""
+    return cell.text(ci_digits=2 if name == "spearman" else 1)
+
+
 def faithfulness_rows(summary: dict) -> list[list[str]]:
     rows = []
     for method, cells in summary.items():
         label = METHOD_LABELS[method] + (" (ceiling)" if method == "exact" else "")
-        rows.append([label, *[cells[name].text() if name in cells else "—" for name in METRIC_NAMES]])
+        rows.append([label, *[metric_text(cells[name], name) if name in cells else "—" for name in METRIC_NAMES]])
     return rows
 
 
@@ -85,7 +90,7 @@ def by_length_rows(records: Sequence[dict], metric: str = "spearman") -> tuple[l
         summary = summarize_faithfulness(chosen)
         for method in methods:
             cells = summary.get(method, {})
-            rows[method].append(cells[metric].text() if metric in cells else "—")
+            rows[method].append(metric_text(cells[metric], metric) if metric in cells else "—")
     return header, [[METHOD_LABELS[m], *cells] for m, cells in rows.items()]
 
 

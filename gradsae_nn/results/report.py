@@ -73,10 +73,11 @@ class Cell:
     high: float
     n: int
 
-    def text(self, ci: bool = True) -> str:
+    def text(self, ci: bool = True, ci_digits: int = 1) -> str:
+        """"mean [low, high]"; ci_digits: decimals of the interval (2 for a correlation, whose scale is 1)."""
         if self.n == 0:
             return "—"
-        return f"{self.mean:.2f} [{self.low:.1f}, {self.high:.1f}]" if ci else f"{self.mean:.2f}"
+        return f"{self.mean:.2f} [{self.low:.{ci_digits}f}, {self.high:.{ci_digits}f}]" if ci else f"{self.mean:.2f}"
 
 
 def bootstrap_cell(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Cell:

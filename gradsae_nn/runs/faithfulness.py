@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 from ..config import FaithfulnessConfig, changed_result_options
 from ..core.methods import exact_candidate_ids
 from ..remote import run_summary
-from ..results.faithfulness import plot_faithfulness, render_faithfulness, summarize_faithfulness
+from ..results.faithfulness import metric_text, plot_faithfulness, render_faithfulness, summarize_faithfulness
 from ..results.explore import build_report
 from ..results.records import atomic_write_json, atomic_write_text
 from ..results.report import METHOD_LABELS, markdown_table, summary_json
@@ -95,7 +95,7 @@ def faithfulness(config: FaithfulnessConfig, model: "LoadedModel | None" = None)
         per_layer[layer] = summary_json(summary)
         for method, cells in summary.items():
             if method != "exact":
-                rows.append([f"L{layer}", METHOD_LABELS[method], str(len(records)), cells["spearman"].text(),
+                rows.append([f"L{layer}", METHOD_LABELS[method], str(len(records)), metric_text(cells["spearman"], "spearman"),
                              cells["p@10"].text(), cells["captured@10"].text()])
     out = folder("faithfulness", f"{config.model.model}-layers", changed_result_options(config))
     text = (f"## Faithfulness by layer — {config.model.model}\n\nMean [95% bootstrap CI] per layer's shipped SAE.\n\n"
