@@ -206,6 +206,20 @@ def test_faithfulness_by_length_keeps_each_bin_in_its_column():
     assert by_method["Baseline"][2].startswith("-1.00")
 
 
+def test_faithfulness_paired_differences():
+    """GradSAE − another method per example: ranking like exact vs reversed gives Spearman +2 exactly, and the
+    same examples enter both sides."""
+    from gradsae_nn.results.faithfulness import example_metrics, paired_rows
+
+    exact = [3.0, 2.0, 1.0, 0.0, -1.0, -2.0]
+    metrics = example_metrics({"gradsae": exact, "baseline": exact[::-1]}, exact)
+    rows = paired_rows([{"metrics": metrics}] * 3)
+    assert len(rows) == 1 and rows[0][0] == "GradSAE − Baseline"
+    assert rows[0][1] == "2.00 [2.00, 2.00]"                               # Spearman: 1 − (−1)
+    assert rows[0][2] == "20.00 [20.0, 20.0]"                              # p@5: 5 of 5 vs 4 of 5
+    assert rows[0][5] == "83.33 [83.3, 83.3]"                              # captured@5: 5/6 of the effect vs 0
+
+
 def test_steer_default_partners_start_at_zero(workdir, tiny_model_dir, tiny_sae_dir):
     """The default pool: the unsteered answer never scores against the partner's golds; every output says how
     much of the own answer survived and whether it broke."""

@@ -94,6 +94,24 @@ def by_length_rows(records: Sequence[dict], metric: str = "spearman") -> tuple[l
     return header, [[METHOD_LABELS[m], *cells] for m, cells in rows.items()]
 
 
+def paired_rows(records: Sequence[dict], reference: str = "gradsae") -> list[list[str]]:
+    """`reference` − each other ranked method, per metric: the mean of the per-example differences and its 95%
+    bootstrap interval (examples resampled whole, so both methods see the same examples), over the examples
+    where both values exist."""
+    methods = [m for m in (records[0]["metrics"] if records else {}) if m not in ("exact", reference)]
+    if not records or reference not in records[0]["metrics"]:
+        return []
+    rows = []
+    for method in methods:
+        cells = []
+        for name in METRIC_NAMES:
+            pairs = [(r["metrics"][reference][name], r["metrics"][method][name]) for r in records]
+            diffs = [(a - b) * (1 if name == "spearman" else 100) for a, b in pairs if a == a and b == b]
+            cells.append(metric_text(bootstrap_cell(diffs), name))
+        rows.append([f"{METHOD_LABELS[reference]} − {METHOD_LABELS[method]}", *cells])
+    return rows
+
+
 def render_faithfulness(title: str, records: Sequence[dict], notes: Sequence[str] = ()) -> str:
     summary = summarize_faithfulness(records)
     header = ["method", "Spearman vs exact", *[f"precision@{k}" for k in TOP_K],
@@ -104,6 +122,10 @@ def render_faithfulness(title: str, records: Sequence[dict], notes: Sequence[str
              f"captured in %).\n"]
     parts += [f"\n{note}\n" for note in notes]
     parts.append("\n" + markdown_table(header, faithfulness_rows(summary)))
+    paired = paired_rows(records)
+    if paired:
+        parts.append("\n**Paired differences** (per example, then mean [95% bootstrap CI]; > 0: GradSAE closer to "
+                     "exact)\n\n" + markdown_table(["difference", *header[1:]], paired))
     for metric in ("spearman", "p@10"):
         length_header, length_rows = by_length_rows(records, metric)
         parts.append(f"\n**{metric} by answer length**\n\n" + markdown_table(length_header, length_rows))
