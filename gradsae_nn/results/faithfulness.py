@@ -61,9 +61,14 @@ def summarize_faithfulness(records: Sequence[dict]) -> dict[str, dict[str, Cell]
         out[method] = {}
         for name in names:
             values = [r["metrics"][method][name] for r in records]
-            values = [v * (1 if name == "spearman" else 100) for v in values if v == v]
+            values = [v * scale(name) for v in values if v == v]
             out[method][name] = bootstrap_cell(values)
     return out
+
+
+def scale(name: str) -> float:
+    """Reported units: Spearman as is, the fractions (precision, captured) in percent."""
+    return 1.0 if name == "spearman" else 100.0
 
 
 def metric_text(cell: Cell, name: str) -> str:
@@ -106,7 +111,7 @@ def paired_rows(records: Sequence[dict], reference: str = "gradsae") -> list[lis
         cells = []
         for name in METRIC_NAMES:
             pairs = [(r["metrics"][reference][name], r["metrics"][method][name]) for r in records]
-            diffs = [(a - b) * (1 if name == "spearman" else 100) for a, b in pairs if a == a and b == b]
+            diffs = [(a - b) * scale(name) for a, b in pairs if a == a and b == b]
             cells.append(metric_text(bootstrap_cell(diffs), name))
         rows.append([f"{METHOD_LABELS[reference]} − {METHOD_LABELS[method]}", *cells])
     return rows
