@@ -8,7 +8,7 @@ import torch
 
 from benchmarks.report import REPO
 
-ROW_GROUPS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10")
+ROW_GROUPS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
 
 
 def build_parser(doc: str | None = None) -> argparse.ArgumentParser:

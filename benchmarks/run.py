@@ -5,7 +5,8 @@
 
 Rows (module): 1–2 core overheads (core.py), 3 the authors' generation loop (authors.py), 4 exact ablation
 (ablation.py), 5 batching (batching.py), 6 peak memory (memory.py), 7 remote NDIF (remote.py), 8 the default
-perturbation run (perturb_run.py). Timing: benchmarks/timing.py (warm-up, interleaved repeats, median, IQR).
+perturbation run (perturb_run.py), 9 ranking methods (methods.py), 10 bf16 selections (dtypes.py), 11 bf16
+activation collection (collection.py). Timing: benchmarks/timing.py (warm-up, interleaved repeats, median, IQR).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ PLACEHOLDERS = {
     "9": [("9a", "integrated gradients vs GradSAE scoring", "report"),
           ("9b", "exact ablation of the candidates vs GradSAE scoring", "report")],
     "10": [("10", "bf16 vs fp32: selections and edited generations", "report")],
+    "11": [("11", "SAE-training activations, bf16 model vs fp32", "report")],
 }
 
 
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = setup(args, n_examples=max(args.batch, args.ablation_examples))
     info_start = machine(ctx.device)
 
-    from benchmarks import ablation, authors, batching, core, dtypes, memory, methods, perturb_run, remote
+    from benchmarks import (ablation, authors, batching, collection, core, dtypes, memory, methods, perturb_run,
+                            remote)
 
     makers: dict[str, Callable[[], list[Row]]] = {
         "1": lambda: [core.row_scoring(ctx)],
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                       else perturb_run.row_from_manifest(Path(args.results_dir), args.model, ctx.layer)],
         "9": lambda: methods.rows_methods(ctx),
         "10": lambda: dtypes.rows_dtypes(ctx, args.model),
+        "11": lambda: collection.rows_collection(ctx, args.model),
     }
     rows: list[Row] = []
     for group in ROW_GROUPS:

@@ -21,7 +21,8 @@ from benchmarks import run  # noqa: E402
 from benchmarks.ablation import precision_at, spearman  # noqa: E402
 from benchmarks.timing import Timing, interleaved  # noqa: E402
 
-ROWS = ["1", "2", "3", "3b", "4a", "4b", "4c", "5a", "5b", "6", "6b", "7a", "7b", "7c", "7d", "8"]
+ROWS = ["1", "2", "3", "3b", "4a", "4b", "4c", "5a", "5b", "6", "6b", "7a", "7b", "7c", "7d", "8", "9a", "9b", "10",
+        "11"]
 
 
 @pytest.fixture(scope="module")

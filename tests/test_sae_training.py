@@ -235,3 +235,30 @@ def test_an_interrupted_collection_resumes_from_its_shards(tmp_path):
     assert progress and progress[-1]["filled"]["1"] >= 100                   # something was checkpointed
     resumed = collect_activations(model, sequences=iter(sequences), shards=tmp_path / "shards", **kwargs)
     assert torch.equal(resumed[1], whole[1])
+
+
+def test_bfloat16_collection_is_bfloat16_and_close_to_float32(tmp_path):
+    """`--collect-dtype bfloat16` collects with a bfloat16 copy of the model: its activations differ from the
+    float32 model's (so the copy really ran in bfloat16) by no more than a bfloat16 forward's rounding."""
+    from conftest import save_tiny_llama
+    from gradsae_nn.models import load_model
+    from gradsae_nn.training.config import TrainSAEConfig
+    from gradsae_nn.training.run import activations
+    from tolerance import network_rtol, unit_roundoff
+
+    folder = str(save_tiny_llama(tmp_path / "model"))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"context": f"Paragraph {i}: the bridges of Paris number {i * 3}, and "
+                                            f"its museums {i * 7}."}) for i in range(40)))
+    model = load_model(folder, device="cpu")
+    acts = {}
+    for dtype in ("float32", "bfloat16"):
+        config = TrainSAEConfig(model=folder, layer=(1,), corpus=str(corpus), out=str(tmp_path), tokens=300,
+                                collect_dtype=dtype)
+        acts[dtype] = activations(config, model, {1: 1e9}, ["digest"])[1].float()
+    a, b = acts["bfloat16"], acts["float32"]
+    assert not torch.equal(a, b)
+    bound = (2 * network_rtol(model.config, torch.bfloat16) * b.abs().amax(dim=1, keepdim=True)
+             + 2 * unit_roundoff(torch.float16) * b.abs())
+    assert ((a - b).abs() <= bound).all(), float(((a - b).abs() - bound).max())
+    assert next(model.lm._module.parameters()).dtype == torch.float32      # the caller's model stays float32

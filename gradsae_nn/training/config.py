@@ -15,6 +15,7 @@ from ..modes import check_mode
 
 Architecture = Literal["standard", "jumprelu"]
 WeightDtype = Literal["float16", "bfloat16", "float32"]
+CollectDtype = Literal["float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class TrainSAEConfig:
     seed: int = option(0, "training seed")
     center: bool = option(False, "train on mean-centred, rescaled activations and fold both into the weights "
                                  "(needed for residual streams with massive constant dimensions, e.g. gemma-3-270m)")
+    collect_dtype: CollectDtype = option("float32", "dtype of the model while it collects the training activations: "
+                                                    "bfloat16 is ~2x faster on CPUs with AVX512-BF16 and on GPUs, its "
+                                                    "activations ~1% off float32's (README, Training SAEs); thresholds "
+                                                    "and quality are always measured in float32")
     activations_cache: str | None = option(None, "folder to keep the collected activations in (fp16, ~1 GB per layer "
                                                  "per 800k tokens); a rerun with the same inputs skips collection",
                                            default_text="none")
@@ -64,6 +69,7 @@ class TrainSAEConfig:
             need(getattr(self, name), name)
         check_mode(self.architecture, Architecture, "architecture")
         check_mode(self.dtype, WeightDtype, "dtype")
+        check_mode(self.collect_dtype, CollectDtype, "collect_dtype")
         for name in ("width", "tokens", "batch_size", "max_length", "eval_tokens", "dead_tokens"):
             positive(getattr(self, name), name)
         for n in self.plateau:

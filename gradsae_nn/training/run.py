@@ -65,8 +65,12 @@ def thresholds(config: TrainSAEConfig, model: LoadedModel) -> dict[int, float]:
 
 def activations(config: TrainSAEConfig, model: LoadedModel, limits: dict[int, float], digest: list) -> dict:
     """Collected activations per layer, read from / written to `activations_cache` when given: one file per
-    layer, keyed by what decides its content (`digest`: corpus, questions, template, share, length; and the
-    layer's massive-token threshold), so any subset of the layers of an earlier run is read back."""
+    layer, keyed by what decides its content (`digest`: corpus, questions, template, share, length, the
+    collecting dtype; and the layer's massive-token threshold), so any subset of the layers of an earlier run
+    is read back. With `collect_dtype` bfloat16 a bfloat16 copy of the model collects (`model` stays float32)."""
+    if config.collect_dtype != "float32":
+        model = load_model(config.model, device="cpu", dtype=config.collect_dtype)
+        digest = [*digest, config.collect_dtype]
     sequences, _ = corpus(config, model)
     layers = list(config.layer)
     if config.activations_cache is None:
@@ -113,7 +117,7 @@ def train_main(config: TrainSAEConfig) -> list[dict]:
                           massive_threshold=round(limits[layer], 2), batch_size=config.batch_size, lr=config.lr,
                           l1_coefficient=config.l1, jumprelu_sparsity_coefficient=config.sparsity,
                           target_l0=config.target_l0, pre_act_loss=config.pre_act_loss, seed=config.seed,
-                          center=config.center)
+                          center=config.center, collect_dtype=config.collect_dtype)
         sae = train_sae(acts[layer], cfg, hook_name=f"blocks.{layer}.hook_resid_post")
         train_seconds = time.perf_counter() - layer_start
         out = Path(config.out) / config.model / f"L{layer}"

@@ -57,6 +57,8 @@ class TrainConfig:
     pre_act_loss: float | None = None
     seed: int = 0
     center: bool = False
+    # dtype of the model that produced the activations (the shipped SAEs before 2026-12: float32)
+    collect_dtype: str = "float32"
 
 
 def activation_batches(acts: torch.Tensor, batch_size: int, seed: int, mean: torch.Tensor | None = None,
