@@ -163,6 +163,30 @@ def test_perturb_with_every_method(workdir, tiny_model_dir, tiny_sae_dir):
     for label in ("Attribution TopK↓", "Integrated gradients BottomK↑", "Exact ablation TopK↓"):
         assert label in table
     assert "K=1: TopK EM" in table
+    assert "Paired differences, F1" in table and "| GradSAE − Exact ablation, TopK |" in table
+
+
+def test_paired_setting_rows_are_per_example_differences():
+    """GradSAE − other, per K and TopK/BottomK: the mean of the per-example differences (not of the means of
+    different example sets), with an interval from resampling examples whole; nothing for two methods only."""
+    from gradsae_nn.results.paired import paired_markdown, paired_setting_rows
+
+    def record(i, g, a, e):
+        outputs = {"none": {"em": 1.0, "f1": 1.0}}
+        for method, f1 in (("gradsae", g), ("attribution", a), ("exact", e)):
+            outputs[f"{method}/top/10"] = {"em": float(f1 == 1.0), "f1": f1}
+            outputs[f"{method}/bottom/10"] = {"em": 1.0, "f1": 1.0}
+        return {"id": str(i), "outputs": outputs}
+
+    # GradSAE's TopK hurts each example 0.2 more than attribution's; exact's 0.1 more than GradSAE's
+    records = [record(i, f1 - 0.2, f1, f1 - 0.3) for i, f1 in enumerate((1.0, 0.9, 0.6, 0.8))]
+    rows = {row[0]: row[1] for row in paired_setting_rows(records, ["10"])}
+    assert rows["GradSAE − Attribution, TopK"] == "-20.00 [-20.0, -20.0]"
+    assert rows["GradSAE − Exact ablation, TopK"] == "10.00 [10.0, 10.0]"
+    assert rows["GradSAE − Attribution, BottomK"] == "0.00 [0.0, 0.0]"
+    two = [{"id": r["id"], "outputs": {k: v for k, v in r["outputs"].items() if not k.startswith("exact")}}
+           for r in records]
+    assert paired_setting_rows(two, ["10"]) == [] and paired_markdown(two, ["10"]) == []
 
 
 def test_faithfulness_records_and_table(workdir, tiny_model_dir, tiny_sae_dir, capsys):

@@ -150,7 +150,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def render_markdown(title: str, experiment: str, summary: dict, ks: Sequence[str], n_examples: int,
-                    notes: Sequence[str] = ()) -> str:
+                    notes: Sequence[str] = (), tables: Sequence[str] = ()) -> str:
+    """The run's `table.md`: EM and F1 tables (the paper's beside them), then `tables` (extra Markdown blocks)."""
     header = ["", "w/o task", *[f"K={k}" for k in ks]]
     parts = [f"## {title}\n", f"n = {n_examples} examples; cells: mean % [95% bootstrap CI].\n"]
     parts += [f"{note}\n" for note in notes]
@@ -160,6 +161,7 @@ def render_markdown(title: str, experiment: str, summary: dict, ks: Sequence[str
         if experiment in PAPER:
             paper_header = ["reference: " + PAPER[experiment]["model"], "w/o task", *[f"K={k}" for k in ks]]
             parts.append("\n" + markdown_table(paper_header, paper_rows(experiment, metric, ks)))
+    parts += list(tables)
     return "".join(parts)
 
 
@@ -197,12 +199,12 @@ def rich_tables(title: str, summary: dict, ks: Sequence[str], experiment: str) -
 
 
 def write_outputs(out_dir: Path, title: str, experiment: str, summary: dict, ks: Sequence[str], n_examples: int,
-                  extra: dict, notes: Sequence[str] = ()) -> None:
+                  extra: dict, notes: Sequence[str] = (), tables: Sequence[str] = ()) -> None:
     """summary.json, table.md, table.csv and plot.png under `out_dir`, each written atomically."""
     from .records import atomic_write_json
 
     atomic_write_json(out_dir / "summary.json", {"n_examples": n_examples, **extra, "settings": summary_json(summary)})
-    atomic_write_text(out_dir / "table.md", render_markdown(title, experiment, summary, ks, n_examples, notes))
+    atomic_write_text(out_dir / "table.md", render_markdown(title, experiment, summary, ks, n_examples, notes, tables))
     atomic_write_text(out_dir / "table.csv", render_csv(summary, ks))
     if n_examples:
         rows = [(m, w, row_label(m, w)) for m, w in row_order(methods_of(summary))]
@@ -211,13 +213,14 @@ def write_outputs(out_dir: Path, title: str, experiment: str, summary: dict, ks:
 
 
 def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records: Sequence[dict], ks: Sequence[str],
-            stats: dict, notes: Sequence[str] = (), methods: Sequence[str] = METHODS) -> dict:
-    """Summarise `records`, write every output file, close the manifest and print the tables; returns the summary."""
+            stats: dict, notes: Sequence[str] = (), methods: Sequence[str] = METHODS, tables: Sequence[str] = ()) -> dict:
+    """Summarise `records`, write every output file, close the manifest and print the tables; returns the summary.
+    tables: extra Markdown blocks for `table.md` (e.g. `paired.paired_markdown`), also printed."""
     from rich.console import Console
 
     summary = summarize(records, ks, methods=methods)
     notes = [*notes, *ranking_notes(summary, ks), *truncation_notes(summary, ks, len(records))]
-    write_outputs(out_dir, title, experiment, summary, ks, len(records), stats, notes)
+    write_outputs(out_dir, title, experiment, summary, ks, len(records), stats, notes, tables)
     manifest.finish(n_examples=len(records), **stats)
     report = out_dir / REPORT_FILE
     console = Console()
@@ -225,6 +228,8 @@ def publish(out_dir: Path, manifest: "Any", experiment: str, title: str, records
         console.print(table)
     for note in notes:
         console.print(note)
+    for block in tables:
+        console.print(block, markup=False)
     console.print(f"results in {out_dir}; open {report} in a browser to explore them")
     return summary
 

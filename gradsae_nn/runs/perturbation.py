@@ -21,6 +21,7 @@ from ..core.selection import UNEDITED, settings
 from ..core.tokens import TOKEN_LATENTS
 from ..modes import METHODS
 from ..remote import run_summary
+from ..results.paired import paired_markdown
 from ..results.report import publish
 from ..results.tokens import TOKENS_FILE
 from .jobs import (GenerationJob, job_groups, run_job_groups, run_resumable, score_items, select_all, selection_record,
@@ -97,4 +98,5 @@ def perturb(config: PerturbConfig, model: "LoadedModel | None" = None) -> dict:
              f"token.", *splice_notes(config)]
     stats = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
              "seconds_perturb": round(seconds, 1), **prepared.extra, **run_summary(prepared.model)}
-    return publish(out_dir, manifest, "perturb", title, records, config.ks, stats, notes, config.method.methods)
+    return publish(out_dir, manifest, "perturb", title, records, config.ks, stats, notes, config.method.methods,
+                   tables=paired_markdown(records, config.ks))
