@@ -38,7 +38,9 @@ def plot_settings(summary: dict, ks: Sequence[str], rows: Sequence[tuple[str, st
     """EM and F1 vs K for each `(method, which, label)` row: GradSAE vs baseline, TopK (solid) vs BottomK
     (dashed), 95% CI bands. The legend sits below the axes, so it never hides a point."""
     plt = _figure()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    ncol = min(len(rows) + 1, 4)  # legend columns; rows of legend grow with the number of methods
+    legend_rows = -(-(len(rows) + 1) // ncol)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9 + 0.25 * legend_rows), sharey=True)
     x = np.arange(len(ks))
     for ax, metric in zip(axes, ("em", "f1")):
         for m, w, label in rows:
@@ -53,9 +55,9 @@ def plot_settings(summary: dict, ks: Sequence[str], rows: Sequence[tuple[str, st
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("% (mean, 95% bootstrap CI)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.02 + 0.055 * legend_rows, 1, 1))
     _save(fig, path)
 
 
