@@ -16,6 +16,10 @@ def pytest_collection_modifyitems(config, items):
             items[:] = selected
 
 
+# the session fixture that loads each embedded model, by the model's registered name
+MODEL_FIXTURES = {"smollm2-135m-it": "smollm", "gemma3-270m": "gemma", "qwen2.5-coder-0.5b-it": "qwen"}
+
+
 @pytest.fixture(scope="session")
 def smollm():
     from gradsae_nn.models import load_model

@@ -31,8 +31,9 @@ def _gguf_logits_vs_cached(name, tmp_path, text):
 @pytest.mark.parametrize("name, n_layers, d_model", [("smollm2-135m-it", 30, 576), ("gemma3-270m", 18, 640),
                                                      ("qwen2.5-coder-0.5b-it", 24, 896)])
 def test_cached_copy_has_identical_logits(name, n_layers, d_model, tmp_path, request):
-    fixture = {"smollm2-135m-it": "smollm", "gemma3-270m": "gemma", "qwen2.5-coder-0.5b-it": "qwen"}[name]
-    model = request.getfixturevalue(fixture)  # converts if needed
+    from conftest import MODEL_FIXTURES
+
+    model = request.getfixturevalue(MODEL_FIXTURES[name])  # converts if needed
     assert (model.n_layers, model.d_model) == (n_layers, d_model)
     marker = json.loads((converted_dir(EMBEDDED_MODELS[name]) / "gradsae_source.json").read_text())
     assert marker["gguf_sha256"] == EMBEDDED_MODELS[name].gguf_sha256

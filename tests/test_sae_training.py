@@ -67,7 +67,6 @@ def test_embedded_models_have_shipped_saes():
 
 
 CURRENT = [name for name in SHIPPED if name.split("/")[1][1:].isdigit()]
-MODEL_FIXTURES = {"smollm2-135m-it": "smollm", "gemma3-270m": "gemma", "qwen2.5-coder-0.5b-it": "qwen"}
 
 
 @pytest.mark.slow
@@ -78,6 +77,8 @@ def test_shipped_sae_loads_and_keeps_its_quality(name, request):
     from gradsae_nn.training.quality import CHECK_TOKENS, SAMPLES, evaluate_sae, quality_sample
 
     model_name, layer_dir = name.split("/")
+    from conftest import MODEL_FIXTURES
+
     model = request.getfixturevalue(MODEL_FIXTURES[model_name])
     layer = int(layer_dir[1:])
     sae = load_sae(name, model, layer)
