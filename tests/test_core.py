@@ -1,7 +1,9 @@
 """GradSAE core against ground truth: lossless splice, scores vs autograd, edits vs plain hooks, batching.
 
 The model is the real embedded SmolLM2-135M-Instruct; SAEs are random SAELens SAEs of each architecture
-(`conftest.make_sae`) scaled to the model's residual stream, so the checks are about the mechanics.
+(`conftest.make_sae`) scaled to the model's residual stream, so the checks are about the mechanics, plus the
+default shipped (trained) SAE. The splice, scores and edits checks also run on the Qwen 0.5B with its default
+shipped SAE (`qwen` mark).
 """
 
 import math
@@ -9,7 +11,7 @@ import math
 import pytest
 import torch
 
-from conftest import make_sae
+from conftest import MODEL_FIXTURES, make_sae
 from gradsae_nn.core.editing import edited_generate
 from gradsae_nn.errors import UsageError
 from gradsae_nn.core.generation import greedy_generate
@@ -40,14 +42,31 @@ def resid_std(smollm):
 
 # the default trained SAE; every shipped SAE's own quality is checked in test_sae_training
 SHIPPED = [name for name in shipped_sae_names() if name == "smollm2-135m-it/L15"]
+SAES = ["standard", "jumprelu", *SHIPPED]
+# The three ground-truth checks (splice, scores, edits) once more on the Qwen 0.5B with its default shipped SAE:
+# biases on q/k/v, tied embeddings, d_model 896 and another chat template are what could break them there.
+QWEN = "qwen2.5-coder-0.5b-it/L12"
+with_qwen = pytest.mark.parametrize(
+    "sae_name", [*SAES, pytest.param(QWEN, marks=pytest.mark.qwen)], indirect=True)
 
 
-@pytest.fixture(scope="module", params=["standard", "jumprelu", *SHIPPED])
-def sae(request, smollm, resid_std):
-    """Random ReLU and JumpReLU SAEs at layer 6, plus the default shipped (trained) SmolLM2 SAE at its layer."""
-    if request.param in SHIPPED:
-        return load_sae(request.param, smollm, int(request.param.split("/L")[1]))
-    return make_sae(request.param, d_in=576, layer=LAYER, resid_std=resid_std)
+@pytest.fixture(scope="module", params=SAES)
+def sae_name(request):
+    """Random ReLU and JumpReLU SAEs on SmolLM2 at layer 6, or a shipped (trained) SAE by name."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def model(request, sae_name):
+    """The model `sae_name` belongs to (random SAEs: SmolLM2), a session fixture of conftest.py."""
+    return request.getfixturevalue(MODEL_FIXTURES[sae_name.split("/")[0] if "/" in sae_name else "smollm2-135m-it"])
+
+
+@pytest.fixture(scope="module")
+def sae(sae_name, model, resid_std):
+    if "/" in sae_name:
+        return load_sae(sae_name, model, int(sae_name.split("/L")[1]))
+    return make_sae(sae_name, d_in=576, layer=LAYER, resid_std=resid_std)
 
 
 @pytest.fixture(scope="module")
@@ -56,35 +75,36 @@ def layer(sae):
 
 
 @pytest.fixture(scope="module")
-def examples(smollm):
+def examples(model):
     """Prompts of different lengths with answers of 1-5 tokens."""
-    tok = smollm.tokenizer
+    tok = model.tokenizer
     return [ScoringInput(tuple(tok(p)["input_ids"]), tuple(tok(a, add_special_tokens=False)["input_ids"]))
             for p, a in zip(PROMPTS, ANSWERS)]
 
 
-def test_lossless_splice_leaves_logits_identical(smollm, sae, layer, examples):
+@with_qwen
+def test_lossless_splice_leaves_logits_identical(model, sae, layer, examples):
     ids = torch.tensor([list(examples[0].prompt_ids)])
     with torch.no_grad():
-        clean = smollm.lm._module(ids).logits
-    with smollm.lm.trace(ids):
-        module = smollm.layer(layer)
+        clean = model.lm._module(ids).logits
+    with model.lm.trace(ids):
+        module = model.layer(layer)
         module.output, h = apply_splice(sae, module.output, "lossless")
-        spliced = smollm.lm.lm_head.output.save()
+        spliced = model.lm.lm_head.output.save()
     # x + (r − r) adds exact zeros, and the layers run on the same shapes: bitwise the same logits
     assert torch.equal(spliced, clean)
 
 
-def test_reconstruct_splice_changes_logits(smollm, sae, layer, examples):
+def test_reconstruct_splice_changes_logits(model, sae, layer, examples):
     ids = torch.tensor([list(examples[0].prompt_ids)])
     with torch.no_grad():
-        clean = smollm.lm._module(ids).logits
-    with torch.no_grad(), smollm.lm.trace(ids):
-        module = smollm.layer(layer)
+        clean = model.lm._module(ids).logits
+    with torch.no_grad(), model.lm.trace(ids):
+        module = model.layer(layer)
         module.output, _ = apply_splice(sae, module.output, "reconstruct")
-        recon = smollm.lm.lm_head.output.save()
+        recon = model.lm.lm_head.output.save()
     # far beyond rounding: the model really runs on the reconstruction
-    assert (recon - clean).abs().max() > 100 * network_rtol(smollm.config) * clean.abs().max()
+    assert (recon - clean).abs().max() > 100 * network_rtol(model.config) * clean.abs().max()
 
 
 def target_log_error(got: float, ref: float, target: str) -> float:
@@ -110,47 +130,48 @@ def score_tolerances(config, ex, ref, target):
     return (log_prob_tol(config, ref.logit_scale, n_read), network_rtol(config, passes=2), network_rtol(config))
 
 
+@with_qwen
 @pytest.mark.parametrize("target", choices(Target))
-def test_scores_equal_plain_autograd(smollm, sae, layer, examples, target):
-    hf = smollm.lm._module
-    batched = score_examples(smollm, sae, layer, examples, target=target)
+def test_scores_equal_plain_autograd(model, sae, layer, examples, target):
+    hf = model.lm._module
+    batched = score_examples(model, sae, layer, examples, target=target)
     for ex, got in zip(examples, batched):
         ref = reference_scores(hf, sae, layer, ex.prompt_ids, ex.answer_ids, target)
         errors = score_errors(got, ref, target)
-        tolerances = score_tolerances(smollm.config, ex, ref, target)
+        tolerances = score_tolerances(model.config, ex, ref, target)
         for name, error, tol in zip(("target (log)", "gradsae", "activation"), errors, tolerances):
             assert error <= tol, f"{name} error {error:.2e} > tolerance {tol:.2e}"
         assert got.gradsae.max() > 0
         assert got.n_tokens == len(ex.prompt_ids) - 1
 
 
-def test_checkpoint_gives_the_same_scores_and_restores_the_model(smollm, sae, layer, examples, monkeypatch):
+def test_checkpoint_gives_the_same_scores_and_restores_the_model(model, sae, layer, examples, monkeypatch):
     """--checkpoint recomputes the layers above the SAE's in the backward: the same scores (one more forward of
     those layers, so within the forward + backward tolerance), and the layers are left as they were. Its memory
     saving is measured in benchmarks/memory.py (row 6b)."""
     import torch.utils.checkpoint as tuc
 
-    plain = score_examples(smollm, sae, layer, examples)
+    plain = score_examples(model, sae, layer, examples)
     wrapped, real = [], tuc.checkpoint
     monkeypatch.setattr(tuc, "checkpoint", lambda fn, *a, **k: wrapped.append(fn) or real(fn, *a, **k))
-    ckpt = score_examples(smollm, sae, layer, examples, checkpoint=True)
-    assert len(wrapped) == smollm.n_layers - layer - 1          # every layer above L, and only those
+    ckpt = score_examples(model, sae, layer, examples, checkpoint=True)
+    assert len(wrapped) == model.n_layers - layer - 1          # every layer above L, and only those
     for a, b in zip(plain, ckpt):
-        assert float((a.gradsae - b.gradsae).norm() / a.gradsae.norm()) <= network_rtol(smollm.config, passes=2)
-        assert abs(a.target - b.target) <= network_rtol(smollm.config) * max(1.0, abs(a.target))
-    for module in smollm.lm._module.model.layers:
+        assert float((a.gradsae - b.gradsae).norm() / a.gradsae.norm()) <= network_rtol(model.config, passes=2)
+        assert abs(a.target - b.target) <= network_rtol(model.config) * max(1.0, abs(a.target))
+    for module in model.lm._module.model.layers:
         assert not module.training and not module.__dict__.get("gradient_checkpointing", False)
 
 
-def test_checks_catch_deliberate_bugs(smollm, sae, layer, examples):
+def test_checks_catch_deliberate_bugs(model, sae, layer, examples):
     """Each bug below, put into the reference, must break the scoring checks by at least 10x their tolerance:
     the tolerances of `test_scores_equal_plain_autograd` are far from loose enough to let it through."""
-    hf = smollm.lm._module
+    hf = model.lm._module
     ex = examples[1]                                        # a 3-token answer, left-padded in the batch
     for target in choices(Target):
-        got = score_examples(smollm, sae, layer, examples, target=target)[1]
+        got = score_examples(model, sae, layer, examples, target=target)[1]
         right = reference_scores(hf, sae, layer, ex.prompt_ids, ex.answer_ids, target)
-        tolerances = score_tolerances(smollm.config, ex, right, target)
+        tolerances = score_tolerances(model.config, ex, right, target)
         bugs = {
             "answer read one column late": reference_scores(hf, sae, layer, ex.prompt_ids, ex.answer_ids, target,
                                                             logit_shift=1),
@@ -164,14 +185,14 @@ def test_checks_catch_deliberate_bugs(smollm, sae, layer, examples):
             assert margin >= 10, f"{target}: {bug} exceeds the tolerances only {margin:.1f}x"
 
 
-def test_batch_equals_single_and_xgrad_equals_trace(smollm, sae, layer, examples):
-    batched = score_examples(smollm, sae, layer, examples)
-    via_x = score_examples(smollm, sae, layer, examples, scoring="x-grad")
+def test_batch_equals_single_and_xgrad_equals_trace(model, sae, layer, examples):
+    batched = score_examples(model, sae, layer, examples)
+    via_x = score_examples(model, sae, layer, examples, scoring="x-grad")
     # forward + backward evaluated twice (other padding, other batch); x-grad adds ∂T/∂h = ∂T/∂x · W_decᵀ,
     # an inner product over d_model
-    rtol = network_rtol(smollm.config, passes=2) + dot_bound(1.0, smollm.d_model)
+    rtol = network_rtol(model.config, passes=2) + dot_bound(1.0, model.d_model)
     for i, ex in enumerate(examples):
-        single = score_examples(smollm, sae, layer, [ex])[0]
+        single = score_examples(model, sae, layer, [ex])[0]
         for other in (batched[i], via_x[i]):
             assert (other.gradsae - single.gradsae).abs().max() <= rtol * single.gradsae.abs().max()
             assert (other.activation - single.activation).abs().max() <= rtol * single.activation.abs().max()
@@ -225,51 +246,52 @@ def test_sliced_edit_equals_full_and_reference(sae, layer, resid_std):
             assert ((wrong - full[row]).abs() / bound).max() > 10
 
 
-def _strong_edits(smollm, sae, layer, ex, k=40):
+def _strong_edits(model, sae, layer, ex, k=40):
     """Ablate the k most active latents; steer (zero 10, inject 2); inject two latents very strongly."""
-    with torch.no_grad(), smollm.lm.trace(torch.tensor([list(ex.prompt_ids)])):
-        x = smollm.layer(layer).output.save()
+    with torch.no_grad(), model.lm.trace(torch.tensor([list(ex.prompt_ids)])):
+        x = model.layer(layer).output.save()
     h = sae.encode(x)[0].mean(0)
     top = torch.argsort(h, descending=True)[:k].tolist()
     return (LatentEdit(zero=tuple(top)), LatentEdit(zero=tuple(top[:10]), inject=((top[-1], 25.0), (5, 30.0))),
             LatentEdit(inject=((top[0], 400.0), (top[1], 400.0))))
 
 
-def assert_same_tokens(smollm, sae, layer, prompt, edit, ours, ref, positions="all"):
+def assert_same_tokens(model, sae, layer, prompt, edit, ours, ref, positions="all"):
     """Greedy tokens equal, or parting only at a near-tie of the edited model's logits (tests/tolerance.py)."""
     def gap_at(step):
-        return top2_gap(reference_next_logits(smollm.lm._module, prompt, list(ours[:step]), sae, layer, edit.zero,
+        return top2_gap(reference_next_logits(model.lm._module, prompt, list(ours[:step]), sae, layer, edit.zero,
                                               edit.inject, positions))
 
-    assert_same_greedy(ours, ref, gap_at, smollm.config)
+    assert_same_greedy(ours, ref, gap_at, model.config)
 
 
+@with_qwen
 @pytest.mark.parametrize("positions", ["all", "last", "generated"])
-def test_edited_generate_equals_plain_hooks(smollm, sae, layer, examples, positions):
-    hf, tok = smollm.lm._module, smollm.tokenizer
+def test_edited_generate_equals_plain_hooks(model, sae, layer, examples, positions):
+    hf, tok = model.lm._module, model.tokenizer
     ex = examples[2]
-    plain = greedy_generate(smollm, [list(ex.prompt_ids)], 12)[0]
+    plain = greedy_generate(model, [list(ex.prompt_ids)], 12)[0]
     changed = 0
-    for edit in _strong_edits(smollm, sae, layer, ex):
-        ours = edited_generate(smollm, sae, layer, [list(ex.prompt_ids)], [edit], 12, positions=positions)[0]
+    for edit in _strong_edits(model, sae, layer, ex):
+        ours = edited_generate(model, sae, layer, [list(ex.prompt_ids)], [edit], 12, positions=positions)[0]
         ref = reference_generate(hf, tok, sae, layer, ex.prompt_ids, edit.zero, edit.inject, 12, positions=positions)
-        assert_same_tokens(smollm, sae, layer, ex.prompt_ids, edit, ours, ref, positions)
+        assert_same_tokens(model, sae, layer, ex.prompt_ids, edit, ours, ref, positions)
         changed += ours != plain
     assert changed >= 1  # some edit changes the output, so the equalities above mean something
 
 
-def test_shared_lower_layers_give_the_same_tokens(smollm, sae, layer, examples, monkeypatch):
+def test_shared_lower_layers_give_the_same_tokens(model, sae, layer, examples, monkeypatch):
     """One prompt in every row (a perturbation batch): layers ≤ L run once, and the tokens are the same."""
     from gradsae_nn.core import editing
 
     ex = examples[2]
-    edits = [LatentEdit(), *_strong_edits(smollm, sae, layer, ex)]
-    plan = editing.plan_generation(smollm, sae, [list(ex.prompt_ids)] * len(edits), edits, 12)
+    edits = [LatentEdit(), *_strong_edits(model, sae, layer, ex)]
+    plan = editing.plan_generation(model, sae, [list(ex.prompt_ids)] * len(edits), edits, 12)
     assert editing.shares_lower_layers(plan)
-    shared = editing.run_generations(smollm, layer, [plan])[0]
+    shared = editing.run_generations(model, layer, [plan])[0]
     monkeypatch.setattr(editing, "shares_lower_layers", lambda plan: False)
-    for edit, ours, ref in zip(edits, shared, editing.run_generations(smollm, layer, [plan])[0]):
-        assert_same_tokens(smollm, sae, layer, ex.prompt_ids, edit, ours, ref)
+    for edit, ours, ref in zip(edits, shared, editing.run_generations(model, layer, [plan])[0]):
+        assert_same_tokens(model, sae, layer, ex.prompt_ids, edit, ours, ref)
     assert len(set(map(tuple, shared))) > 1  # the edits change outputs, so the equality means something
 
 
@@ -285,20 +307,20 @@ def test_cut_after_stop_only_at_the_first_token(smollm):
     assert cut_after_stop([word, newline, word], set(), tok, True) == [word, newline, word]  # generate cuts those
 
 
-def test_empty_edit_equals_unedited_generate(smollm, sae, layer, examples):
+def test_empty_edit_equals_unedited_generate(model, sae, layer, examples):
     prompts = [list(ex.prompt_ids) for ex in examples]
-    edited = edited_generate(smollm, sae, layer, prompts, [LatentEdit()] * 3, 12)
-    for prompt, ours, ref in zip(prompts, edited, greedy_generate(smollm, prompts, 12)):
-        assert_same_tokens(smollm, sae, layer, prompt, LatentEdit(), ours, ref)
+    edited = edited_generate(model, sae, layer, prompts, [LatentEdit()] * 3, 12)
+    for prompt, ours, ref in zip(prompts, edited, greedy_generate(model, prompts, 12)):
+        assert_same_tokens(model, sae, layer, prompt, LatentEdit(), ours, ref)
 
 
-def test_batched_edits_equal_single(smollm, sae, layer, examples):
+def test_batched_edits_equal_single(model, sae, layer, examples):
     prompts = [list(ex.prompt_ids) for ex in examples]
-    edits = [_strong_edits(smollm, sae, layer, ex)[i % 3] for i, ex in enumerate(examples)]
-    batched = edited_generate(smollm, sae, layer, prompts, edits, 12)
-    single = [edited_generate(smollm, sae, layer, [p], [e], 12)[0] for p, e in zip(prompts, edits)]
+    edits = [_strong_edits(model, sae, layer, ex)[i % 3] for i, ex in enumerate(examples)]
+    batched = edited_generate(model, sae, layer, prompts, edits, 12)
+    single = [edited_generate(model, sae, layer, [p], [e], 12)[0] for p, e in zip(prompts, edits)]
     for prompt, edit, ours, ref in zip(prompts, edits, batched, single):
-        assert_same_tokens(smollm, sae, layer, prompt, edit, ours, ref)
+        assert_same_tokens(model, sae, layer, prompt, edit, ours, ref)
 
 
 def test_topk_sae_refuses_sliced_edit(smollm, resid_std):
@@ -320,7 +342,7 @@ def test_pairing_checks(smollm, resid_std):
         check_pairing(make_sae("standard", d_in=576, layer=LAYER), smollm, 31)
 
 
-def test_gradsae_ranks_latents_like_exact_ablation(smollm, sae, layer, examples):
+def test_gradsae_ranks_latents_like_exact_ablation(model, sae, layer, examples):
     """First-order sanity: over each example's 20 highest-scoring latents, the exact drop of the target when
     one latent is zeroed at every token is positively rank-correlated with its GradSAE score."""
     from scipy.stats import spearmanr
@@ -329,9 +351,9 @@ def test_gradsae_ranks_latents_like_exact_ablation(smollm, sae, layer, examples)
 
     rhos = []
     for ex in examples:
-        scores = score_examples(smollm, sae, layer, [ex])[0]
+        scores = score_examples(model, sae, layer, [ex])[0]
         top = torch.argsort(scores.gradsae, descending=True)[:20].tolist()
-        edited = edited_targets(smollm, sae, layer, [ex] * len(top), [LatentEdit(zero=(c,)) for c in top])
+        edited = edited_targets(model, sae, layer, [ex] * len(top), [LatentEdit(zero=(c,)) for c in top])
         drop = scores.target - edited
         rhos.append(float(spearmanr(scores.gradsae[top].numpy(), drop.numpy()).statistic))
     print(f"Spearman(GradSAE score, exact ablation effect) per example: {[round(r, 3) for r in rhos]}")

@@ -68,7 +68,7 @@ def shipped_layers(model_name: str) -> dict[int, str]:
 
 
 # The default SAE of each embedded model: the shipped one nearest 50% depth (the paper's middle layer).
-DEFAULT_SAE_LAYER = {"smollm2-135m-it": 15, "gemma3-270m": 9}
+DEFAULT_SAE_LAYER = {"smollm2-135m-it": 15, "gemma3-270m": 9, "qwen2.5-coder-0.5b-it": 12}
 
 
 def resolve_sae_spec(model_name: str, layer: int | None, spec: str | None) -> str:
