@@ -15,7 +15,7 @@ from conftest import MODEL_FIXTURES, make_sae
 from gradsae_nn.core.editing import edited_generate
 from gradsae_nn.errors import UsageError
 from gradsae_nn.core.generation import greedy_generate
-from gradsae_nn.core.sae import check_pairing, hook_layer, load_sae, shipped_sae_names, slice_sae
+from gradsae_nn.core.sae import DEFAULT_SAE_LAYER, check_pairing, hook_layer, load_sae, shipped_sae_names, slice_sae
 from gradsae_nn.core.scoring import score_examples
 from gradsae_nn.core.edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
 from gradsae_nn.core.splice import apply_splice
@@ -45,7 +45,7 @@ SHIPPED = [name for name in shipped_sae_names() if name == "smollm2-135m-it/L15"
 SAES = ["standard", "jumprelu", *SHIPPED]
 # The three ground-truth checks (splice, scores, edits) once more on the Qwen 0.5B with its default shipped SAE:
 # biases on q/k/v, tied embeddings, d_model 896 and another chat template are what could break them there.
-QWEN = "qwen2.5-coder-0.5b-it/L12"
+QWEN = f"qwen2.5-coder-0.5b-it/L{DEFAULT_SAE_LAYER['qwen2.5-coder-0.5b-it']}"
 with_qwen = pytest.mark.parametrize(
     "sae_name", [*SAES, pytest.param(QWEN, marks=pytest.mark.qwen)], indirect=True)
 
@@ -63,10 +63,11 @@ def model(request, sae_name):
 
 
 @pytest.fixture(scope="module")
-def sae(sae_name, model, resid_std):
+def sae(request, sae_name, model):
     if "/" in sae_name:
         return load_sae(sae_name, model, int(sae_name.split("/L")[1]))
-    return make_sae(sae_name, d_in=576, layer=LAYER, resid_std=resid_std)
+    # only a random SAE needs SmolLM2's residual scale (a SmolLM2 trace): the Qwen case never loads SmolLM2 for it
+    return make_sae(sae_name, d_in=576, layer=LAYER, resid_std=request.getfixturevalue("resid_std"))
 
 
 @pytest.fixture(scope="module")

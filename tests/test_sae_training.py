@@ -74,6 +74,7 @@ CURRENT = [name for name in SHIPPED if name.split("/")[1][1:].isdigit()]
 def test_shipped_sae_loads_and_keeps_its_quality(name, request):
     """Recompute the card's check sample (the first 2,000 tokens of each sample); a broken or swapped weight file
     fails here, and so would a sample on which a single token decides the explained variance."""
+    from gradsae_nn.core.sae import DEFAULT_SAE_LAYER
     from gradsae_nn.training.quality import CHECK_TOKENS, SAMPLES, evaluate_sae, quality_sample
 
     model_name, layer_dir = name.split("/")
@@ -84,7 +85,8 @@ def test_shipped_sae_loads_and_keeps_its_quality(name, request):
     sae = load_sae(name, model, layer)
     assert sae.cfg.d_in == model.d_model and hook_layer(sae) == layer and sae.W_dec.dtype == torch.float32
     card = json.loads((shipped_sae_root() / name / "gradsae_card.json").read_text())
-    for sample in SAMPLES:
+    # a model's default SAE on both samples; the others (the layer sweep's) on the experiments' prompts only
+    for sample in SAMPLES if layer == DEFAULT_SAE_LAYER.get(model_name) else ("prompts",):
         recorded = card["quality"][sample]["check"]
         sequences = quality_sample(model, sample, CHECK_TOKENS)        # as `measure` chose the check sample
         quality = evaluate_sae(model, sae, layer, sequences, sample, recorded["massive_threshold"])
@@ -118,11 +120,34 @@ def test_one_massive_token_swings_an_unguarded_sample(smollm):
             if total < 4351 and len(ids[start:start + 128]) > 1:
                 windows.append(ids[start:start + 128])
                 total += len(windows[-1]) - 1
-    unguarded = evaluate_sae(smollm, sae, 15, windows, "old card sample", threshold=float("inf"))
-    guarded = evaluate_sae(smollm, sae, 15, windows, "old card sample")
+    # EV and the guard need no losses: the forward stops at the layer (test_losses_off_keeps_the_rest)
+    unguarded = evaluate_sae(smollm, sae, 15, windows, "old card sample", threshold=float("inf"), losses=False)
+    guarded = evaluate_sae(smollm, sae, 15, windows, "old card sample", losses=False)
     assert unguarded.n_massive == 0 and guarded.n_massive >= 1
     assert unguarded.max_token_influence > 0.1 > guarded.max_token_influence
     assert unguarded.explained_variance - guarded.explained_variance > 0.1
+
+
+@pytest.mark.slow
+def test_losses_off_keeps_the_rest(smollm):
+    """`losses=False` cuts the forward at the layer: the same reconstruction statistics, CE and KL NaN."""
+    import math
+
+    from gradsae_nn.training.quality import evaluate_sae, quality_sample
+
+    sae = load_sae("smollm2-135m-it/L15", smollm, 15)
+    sequences = quality_sample(smollm, "prompts", 300)
+    full = evaluate_sae(smollm, sae, 15, sequences, "prompts")
+    cut = evaluate_sae(smollm, sae, 15, sequences, "prompts", losses=False)
+    assert math.isfinite(full.ce_loss_recovered) and math.isfinite(full.kl)
+    assert all(math.isnan(v) for v in (cut.ce_clean, cut.ce_sae, cut.ce_zero, cut.ce_loss_recovered, cut.kl))
+    assert (cut.n_tokens, cut.n_first, cut.n_massive, cut.massive_threshold) == (
+        full.n_tokens, full.n_first, full.n_massive, full.massive_threshold)
+    # other batches (no logit budget without losses): residuals differ by rounding only, ~1e-4 relative across
+    # kernels (tests/tolerance.py), far below these aggregates' 1e-3
+    assert cut.explained_variance == pytest.approx(full.explained_variance, abs=1e-3)
+    assert cut.l0 == pytest.approx(full.l0, rel=1e-3)
+    assert cut.max_token_influence == pytest.approx(full.max_token_influence, abs=1e-3)
 
 
 def test_fold_centering_is_exact():

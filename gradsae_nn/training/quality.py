@@ -121,20 +121,27 @@ class _Stats:
 
 
 def _sequence_stats(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, batch: Sequence[Sequence[int]],
-                    threshold: float) -> list[_Stats]:
-    """Per-sequence statistics of one batch: a clean pass, then the counted tokens replaced by the
-    reconstruction, then by zeros."""
+                    threshold: float, losses: bool = True) -> list[_Stats]:
+    """Per-sequence statistics of one batch: a clean pass, then (`losses`) the counted tokens replaced by the
+    reconstruction, then by zeros; without `losses` the clean pass stops at the layer and CE/KL stay 0."""
     module = model.layer(layer)
     scoring, real, first = padded_layout(model, batch)
     inputs = scoring.model_inputs(model.device, all_logits=True)
-    with torch.no_grad(), model.lm.trace(inputs):
+    with torch.no_grad(), model.lm.trace(inputs) as tracer:
         x = module.output.save()
-        clean = model_logits(model.lm).save()
+        if losses:
+            clean = model_logits(model.lm).save()
+        else:
+            tracer.stop()
     massive = real & ~first & (x.float().norm(dim=-1).cpu() > threshold)
     keep = real & ~first & ~massive
     with torch.no_grad():
         h = sae.encode(x[keep.to(x.device)].to(sae.W_enc.dtype))
         recon = sae.decode(h).to(x.dtype)
+    if not losses:
+        ce = {mode: torch.zeros(len(batch), 1) for mode in ("clean", "sae", "zero")}
+        kl = predicted = torch.zeros(len(batch), 1)
+        return _per_row(batch, x, keep, h, recon, first, massive, ce, kl, predicted)
     # predictions from a real, non-first position to the next real token: each depends on replaced positions
     labels = inputs["input_ids"][:, 1:]
     predicted = (real[:, 1:] & real[:, :-1] & ~first[:, :-1]).to(clean.device)
@@ -149,6 +156,11 @@ def _sequence_stats(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, 
         logp[mode] = logits[:, :-1].float().log_softmax(-1)
     ce = {mode: -(lp.gather(-1, labels[..., None])[..., 0] * predicted) for mode, lp in logp.items()}   # [b, s−1]
     kl = (logp["clean"].exp() * (logp["clean"] - logp["sae"])).sum(-1) * predicted
+    return _per_row(batch, x, keep, h, recon, first, massive, ce, kl, predicted)
+
+
+def _per_row(batch, x, keep, h, recon, first, massive, ce, kl, predicted) -> list[_Stats]:
+    """Split one batch's statistics by row (`_sequence_stats`): `ce` per mode, `kl` and `predicted` are `[b, ·]`."""
     kept, kept_h = x[keep.to(x.device)].double().cpu(), h.cpu()
     err = ((kept - recon.double().cpu()) ** 2).sum(-1)
     out, row_start = [], 0
@@ -163,7 +175,7 @@ def _sequence_stats(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, 
     return out
 
 
-def _summarize(stats: Sequence[_Stats], sample: str, threshold: float) -> SAEQuality:
+def _summarize(stats: Sequence[_Stats], sample: str, threshold: float, losses: bool = True) -> SAEQuality:
     x, e = torch.cat([s.x for s in stats]), torch.cat([s.err for s in stats])
     n = x.shape[0]
     d = ((x - x.mean(0)) ** 2).sum(-1)                    # per-token ‖x − x̄‖²
@@ -171,7 +183,7 @@ def _summarize(stats: Sequence[_Stats], sample: str, threshold: float) -> SAEQua
     ev = 1 - sse / sst
     # EV without token i: SSE − e_i over SST − n/(n−1)·d_i (the mean moves when i leaves)
     ev_without = 1 - (sse - e) / (sst - d * n / (n - 1))
-    n_pred = sum(s.n_pred for s in stats)
+    n_pred = sum(s.n_pred for s in stats) if losses else float("nan")
     clean, sae_ce, zero = (sum(s.ce[m] for s in stats) / n_pred for m in ("clean", "sae", "zero"))
     active = torch.stack([s.active for s in stats]).any(0)
     return SAEQuality(sample=sample, n_sequences=len(stats), n_tokens=n, n_first=sum(s.n_first for s in stats),
@@ -183,21 +195,23 @@ def _summarize(stats: Sequence[_Stats], sample: str, threshold: float) -> SAEQua
 
 
 def evaluate_prefixes(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, sequences: Sequence[Sequence[int]],
-                      prefixes: Sequence[int], sample: str = "custom", threshold: float | None = None
-                      ) -> list[SAEQuality]:
+                      prefixes: Sequence[int], sample: str = "custom", threshold: float | None = None,
+                      losses: bool = True) -> list[SAEQuality]:
     """`evaluate_sae` of the first k `sequences` for each k in `prefixes`, from one evaluation of them all."""
     if threshold is None:
         threshold = massive_threshold(model, layer, sequences)
     stats: list[_Stats] = []
-    for batch in _batches(sequences, int(model.config.vocab_size)):
-        stats += _sequence_stats(model, sae, layer, batch, threshold)
-    return [_summarize(stats[:k], sample, threshold) for k in prefixes]
+    for batch in _batches(sequences, int(model.config.vocab_size) if losses else 1):
+        stats += _sequence_stats(model, sae, layer, batch, threshold, losses)
+    return [_summarize(stats[:k], sample, threshold, losses) for k in prefixes]
 
 
 def evaluate_sae(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, sequences: Sequence[Sequence[int]],
-                 sample: str = "custom", threshold: float | None = None) -> SAEQuality:
-    """Quality of `sae` at `layer` on `sequences` (token id lists, whole); see the module docstring."""
-    return evaluate_prefixes(model, sae, layer, sequences, [len(sequences)], sample, threshold)[0]
+                 sample: str = "custom", threshold: float | None = None, losses: bool = True) -> SAEQuality:
+    """Quality of `sae` at `layer` on `sequences` (token id lists, whole); see the module docstring.
+    `losses=False` skips the three full forward passes CE and KL need (a third of the cost, the forward cut at
+    the layer): the CE fields and `kl` are then NaN."""
+    return evaluate_prefixes(model, sae, layer, sequences, [len(sequences)], sample, threshold, losses)[0]
 
 
 def dead_fraction(model: "LoadedModel", sae: "SparseAutoencoder", layer: int, sequences: Sequence[Sequence[int]],
