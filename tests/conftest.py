@@ -1,26 +1,6 @@
-"""Shared fixtures: the real embedded models, loaded once per test session (once per worker under
-pytest-xdist, `-n 2`)."""
-
-import os
+"""Shared fixtures: the real embedded models, loaded once per test session."""
 
 import pytest
-
-
-def _share_cores_among_workers():
-    """Under pytest-xdist each worker computes on its share of the cores (and the scripts it starts inherit it):
-    two workers with torch's default of every core each would run twice as many threads as cores."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers <= 1 or "PYTEST_XDIST_WORKER" not in os.environ:
-        return
-    threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = threads
-    import torch
-
-    torch.set_num_threads(int(threads))
-
-
-_share_cores_among_workers()
 
 
 def pytest_collection_modifyitems(config, items):
