@@ -85,18 +85,23 @@ def test_shipped_sae_loads_and_keeps_its_quality(name, request):
     sae = load_sae(name, model, layer)
     assert sae.cfg.d_in == model.d_model and hook_layer(sae) == layer and sae.W_dec.dtype == torch.float32
     card = json.loads((shipped_sae_root() / name / "gradsae_card.json").read_text())
-    # a model's default SAE on both samples; the others (the layer sweep's) on the experiments' prompts only
-    for sample in SAMPLES if layer == DEFAULT_SAE_LAYER.get(model_name) else ("prompts",):
+    # A model's default SAE on both samples, with CE loss recovered on the experiments' prompts (three full
+    # forward passes); the others (the layer sweep's) on the prompts only, and with the forward cut at the layer:
+    # a swapped or damaged weight file moves EV and L0 as surely as CE, at a fraction of the cost.
+    default = layer == DEFAULT_SAE_LAYER.get(model_name)
+    for sample in SAMPLES if default else ("prompts",):
         recorded = card["quality"][sample]["check"]
         sequences = quality_sample(model, sample, CHECK_TOKENS)        # as `measure` chose the check sample
-        quality = evaluate_sae(model, sae, layer, sequences, sample, recorded["massive_threshold"])
+        losses = default and sample == "prompts"
+        quality = evaluate_sae(model, sae, layer, sequences, sample, recorded["massive_threshold"], losses=losses)
         # A regression check on recorded aggregates, not a rounding comparison: another CPU moves x by ~1e-4
         # relative (tests/tolerance.py), which moves these statistics over thousands of tokens by < 1e-3, while a
         # swapped or damaged weight file moves EV and CE recovered by > 0.05 and L0 by > 10%.
         assert (quality.n_tokens, quality.n_massive) == (recorded["n_tokens"], recorded["n_massive"])
         assert quality.explained_variance == pytest.approx(recorded["explained_variance"], abs=0.005)
         assert quality.l0 == pytest.approx(recorded["l0"], rel=0.01)
-        assert quality.ce_loss_recovered == pytest.approx(recorded["ce_loss_recovered"], abs=0.01)
+        if losses:
+            assert quality.ce_loss_recovered == pytest.approx(recorded["ce_loss_recovered"], abs=0.01)
         # no single token can swing this sample's EV: one massive token moved the old card's EV from 0.589 to
         # 0.963 (test_one_massive_token_swings_an_unguarded_sample). On a 2k-token check sample an ordinary
         # token with a large error moves EV by up to ~0.01 (gemma's dev-text check: 0.0104), so the guard is
