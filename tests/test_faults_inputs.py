@@ -99,7 +99,7 @@ def test_gradsae_home_a_file(tmp_path):
 def test_a_truncated_conversion_is_converted_again(tiny_dirs, tmp_path, monkeypatch):
     """A cut `model.safetensors` in the converted cache is detected (header vs file size) and reconverted;
     here the reconversion then meets a junk wheel, so the run ends in that wheel's one line, exit 2."""
-    from gradsae_nn.models.embedded import EMBEDDED_MODELS, _is_complete, safetensors_whole
+    from gradsae_nn.models.embedded import EMBEDDED_MODELS, ROUNDTRIP_TEXT, _is_complete, safetensors_whole
 
     model_dir, sae_dir = tiny_dirs
     home = fresh_home(tmp_path, b"junk")
@@ -108,7 +108,7 @@ def test_a_truncated_conversion_is_converted_again(tiny_dirs, tmp_path, monkeypa
     weights = (model_dir / "model.safetensors").read_bytes()
     (target / "model.safetensors").write_bytes(weights[: len(weights) - 1000])
     (target / "gradsae_source.json").write_text(json.dumps(
-        {"gguf_sha256": EMBEDDED_MODELS["smollm2-135m-it"].gguf_sha256}))
+        {"gguf_sha256": EMBEDDED_MODELS["smollm2-135m-it"].gguf_sha256, "roundtrip_logits_equal": ROUNDTRIP_TEXT}))
     assert safetensors_whole(model_dir / "model.safetensors") and not safetensors_whole(target / "model.safetensors")
     monkeypatch.setenv("GRADSAE_HOME", str(home))
     assert not _is_complete(target, EMBEDDED_MODELS["smollm2-135m-it"])

