@@ -141,6 +141,7 @@ SCRIPTS: dict[str, tuple[str, str]] = {
     "faithfulness": ("gradsae_nn.config:FaithfulnessConfig", "gradsae_nn.runs.faithfulness:faithfulness"),
     "stats": ("gradsae_nn.config:StatsConfig", "gradsae_nn.runs.overlap:stats"),
     "layer_sweep": ("gradsae_nn.config:SweepConfig", "gradsae_nn.runs.sweep:layer_sweep"),
+    "protocol_ablation": ("gradsae_nn.config:ProtocolAblationConfig", "gradsae_nn.runs.ablation:protocol_ablation"),
     "write_questions": ("gradsae_nn.training.config:WriteQuestionsConfig", "gradsae_nn.training.run:questions_main"),
     "train_sae": ("gradsae_nn.training.config:TrainSAEConfig", "gradsae_nn.training.run:train_main"),
     "sae_quality": ("gradsae_nn.training.config:SAEQualityConfig", "gradsae_nn.training.run:quality_main"),

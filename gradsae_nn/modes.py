@@ -26,6 +26,9 @@ authors' code)."""
 Protocol = Literal["project", "authors"]
 """A named preset of every option above (see `config.presets`): the project's principled defaults, or the
 authors' code as published."""
+Piece = Literal["splice", "scored-positions", "pad-topk", "include-bos", "correct-f1", "answer-splice", "format"]
+"""One piece of the authors' protocol that the protocol ablation adds to the project preset on its own
+(`config.presets.PIECES`: the options each piece sets)."""
 Stop = Literal["newline", "eos", "length"]
 """When greedy generation stops: at a newline or end-of-sequence, at end-of-sequence only, or after exactly
 `max_new_tokens` (benchmarks)."""

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from gradsae_nn.cli import parse, parser_for
-from gradsae_nn.config import (AnswerRunConfig, PerturbConfig, StatsConfig, SteerConfig, SweepConfig, fields_of)
+from gradsae_nn.config import (AnswerRunConfig, PerturbConfig, ProtocolAblationConfig, StatsConfig, SteerConfig, SweepConfig,
+                               fields_of)
 from gradsae_nn.errors import OptionError
 from gradsae_nn.runs.outputs import output_dir
 from gradsae_nn.training.config import SAEQualityConfig, TrainSAEConfig, WriteQuestionsConfig
 
-CONFIGS = [AnswerRunConfig, PerturbConfig, SteerConfig, StatsConfig, SweepConfig, TrainSAEConfig, SAEQualityConfig,
-           WriteQuestionsConfig]
+CONFIGS = [AnswerRunConfig, PerturbConfig, SteerConfig, StatsConfig, SweepConfig, ProtocolAblationConfig, TrainSAEConfig,
+           SAEQualityConfig, WriteQuestionsConfig]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)

@@ -158,3 +158,25 @@ def test_tables_say_what_a_reader_would_otherwise_miss(tiny_dirs, tmp_path):
     csv_text = (stats_out / "table.csv").read_text()
     assert csv_text.startswith("quantity,ours,paper,unit") and len(csv_text.splitlines()) == 9
     assert (stats_out / "plot.png").stat().st_size > 1000
+
+
+def test_n_correct_counts_only_examples_that_can_be_scored(monkeypatch):
+    """A correct answer without answer tokens (e.g. no format token) is counted apart, and the search answers
+    more questions until `n_correct` scorable ones are found (it used to stop one short: 99 of 100)."""
+    from gradsae_nn.runs import pipeline
+
+    examples = [f"q{i}" for i in range(2 * pipeline.ANSWER_CHUNK)]
+    answered_up_to = []
+
+    def fake_answers(model, template, examples_so_far, *args, **kwargs):
+        answered_up_to.append(len(examples_so_far))
+        return [{"id": q, "em": 1.0, "f1": 1.0} for q in examples_so_far], None
+
+    monkeypatch.setattr(pipeline, "run_answers", fake_answers)
+    # every question is answered correctly, but the first chunk's answers but one cannot be scored
+    monkeypatch.setattr(pipeline, "scored_answer_ids", lambda model, r, target: () if r["id"] != "q0"
+                        and int(r["id"][1:]) < pipeline.ANSWER_CHUNK else (7,))
+    correct, records, unscorable = pipeline.find_correct(None, None, examples, None, None, 2, 1, None)
+    assert [r["id"] for r in correct] == ["q0", f"q{pipeline.ANSWER_CHUNK}"]
+    assert answered_up_to == [pipeline.ANSWER_CHUNK, 2 * pipeline.ANSWER_CHUNK] and len(records) == len(examples)
+    assert unscorable == pipeline.ANSWER_CHUNK - 1

@@ -15,11 +15,11 @@ non-default value into the default output folder's name and `run_config.json` (`
 from .options import (DEFAULT_KS, RESULT_ORDER, build, changed_result_options, fields_of, leaves, need, option, part,
                       positive, result_defaults, result_options)
 from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
-from .runs import (AnswerRunConfig, ExperimentConfig, FaithfulnessConfig, PerturbConfig, RunConfig, StatsConfig, SteerConfig,
-                   SteeringConfig, SteerSweepConfig, SweepConfig)
+from .runs import (AnswerRunConfig, ExperimentConfig, FaithfulnessConfig, PerturbConfig, ProtocolAblationConfig, RunConfig,
+                   StatsConfig, SteerConfig, SteeringConfig, SteerSweepConfig, SweepConfig)
 
 __all__ = ["DEFAULT_KS", "RESULT_ORDER", "AnswerRunConfig", "DataConfig", "ExperimentConfig", "FaithfulnessConfig",
            "MethodConfig",
-           "ModelConfig", "PerturbConfig", "RemoteConfig", "RunConfig", "StatsConfig", "SteerConfig", "SteeringConfig",
+           "ModelConfig", "PerturbConfig", "ProtocolAblationConfig", "RemoteConfig", "RunConfig", "StatsConfig", "SteerConfig", "SteeringConfig",
            "SteerSweepConfig", "SweepConfig", "build", "changed_result_options", "fields_of", "leaves", "need", "option",
            "part", "positive", "result_defaults", "result_options"]

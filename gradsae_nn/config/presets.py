@@ -26,6 +26,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# The authors' protocol taken apart (`experiments/protocol_ablation.py`): each piece is the options it sets, at
+# the authors' values. `include-bos` is the BOS position their every-position mean contains; `format` is their
+# prompt, answer length, extractor and format-token target, which only work together.
+PIECES: dict[str, tuple[str, ...]] = {
+    "splice": ("splice",), "scored-positions": ("scored_positions",), "pad-topk": ("pad_topk",),
+    "include-bos": ("include_bos",), "correct-f1": ("correct_f1",), "answer-splice": ("answer_splice",),
+    "format": ("prompt", "max_new_tokens", "answer_format", "target"),
+}
+DEFAULT_PIECES = ("splice", "scored-positions", "pad-topk", "include-bos", "correct-f1")
+
+
+def piece_values(piece: str) -> dict[str, Any]:
+    """The options `piece` sets, at the authors' values."""
+    return {name: True if name == "include_bos" else PRESETS["authors"][name] for name in PIECES[piece]}
+
+
+def piece_flags(piece: str) -> str:
+    """`piece` as the perturbation's command-line options, e.g. "--splice reconstruct", "--pad-topk"."""
+    return " ".join(f"--{name.replace('_', '-')}" + ("" if value is True else f" {value}")
+                    for name, value in piece_values(piece).items())
+
+
 # Options added after results folders existed: `run_config.json` records them only when they differ from
 # these values, so a folder written before they existed still resumes.
 LATER_OPTIONS: dict[str, Any] = {"protocol": "project", "answer_format": "line", "answer_splice": "none",

@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 
 from ..core.selection import parse_ks
 from ..errors import OptionError
-from ..modes import ALL_METHODS, METHODS, VARIANTS, PartnerPool, Population, Positions, Protocol, ValueSource, Variant, check_mode
-from .options import DEFAULT_KS, leaves, option, part, positive
+from ..modes import (ALL_METHODS, METHODS, VARIANTS, PartnerPool, Piece, Population, Positions, Protocol, ValueSource, Variant,
+                     check_mode)
+from .options import DEFAULT_KS, build, leaves, option, part, positive
 from .parts import DataConfig, MethodConfig, ModelConfig, RemoteConfig
-from .presets import preset_text, resolve
+from .presets import DEFAULT_PIECES, piece_flags, piece_values, preset_text, resolve
 
 
 @dataclass(frozen=True)
@@ -207,3 +208,33 @@ class SweepConfig(ExperimentConfig):
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(PerturbConfig)}
         return PerturbConfig(**{**values, "method": dataclasses.replace(self.method, layer=layer)})
 
+
+
+@dataclass(frozen=True)
+class ProtocolAblationConfig(ExperimentConfig):
+    """`experiments/protocol_ablation.py`: the perturbation under the project preset, then with one piece of the
+    authors' protocol added at a time, compared on the examples each shares with the project's run."""
+
+    pieces: tuple[Piece, ...] = option(DEFAULT_PIECES, "the authors' pieces to add one at a time (config/presets.py "
+                                                       "PIECES; docs/method.md, 'Protocols')")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for piece in self.pieces:
+            check_mode(piece, Piece, "pieces")
+        if not self.pieces or len(set(self.pieces)) != len(self.pieces):
+            raise OptionError(f"{{pieces}} must name distinct pieces, got {' '.join(self.pieces) or 'none'}")
+        if self.protocol != "project" or self.out is not None:
+            raise OptionError("the ablation adds the authors' pieces to the project preset and names each run's folder "
+                              "itself; drop {protocol}/{out}")
+        base = dict(leaves(self))
+        for piece in self.pieces:
+            if all(base[name] == value for name, value in piece_values(piece).items()):
+                raise OptionError(f"piece {piece} ({piece_flags(piece)}) is already set for the reference run; drop "
+                                  f"it from {{pieces}} or the option from the command line")
+
+    def perturbation(self, piece: str | None = None) -> PerturbConfig:
+        """The reference run (`piece` None), or it with `piece` added: exactly `experiments/perturb.py` with the
+        same options plus `piece_flags(piece)`, so either resumes the other's folder."""
+        values = {name: value for name, value in leaves(self) if name != "pieces"}
+        return build(PerturbConfig, {**values, **(piece_values(piece) if piece else {})})

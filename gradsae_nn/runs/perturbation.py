@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
 
 from ..config import ExperimentConfig, PerturbConfig
 from ..core.edits import LatentEdit
@@ -82,9 +82,22 @@ def run_perturbation(prepared: Prepared, config: ExperimentConfig, out_dir: Path
     return [done[it.id] for it in prepared.correct]
 
 
+class PerturbRun(NamedTuple):
+    """A finished perturbation: its folder, its records (sample order) and the summary its table shows."""
+
+    out_dir: Path
+    records: list[dict]
+    summary: dict
+
+
 def perturb(config: PerturbConfig, model: "LoadedModel | None" = None) -> dict:
     """The perturbation experiment end to end: correct set, scores, edited generations, then the table, CSV,
     plot, summary and manifest in the run's folder (resuming what it holds); returns the summary."""
+    return perturb_run(config, model).summary
+
+
+def perturb_run(config: PerturbConfig, model: "LoadedModel | None" = None) -> PerturbRun:
+    """`perturb`, returning the folder and records as well."""
     started = time.perf_counter()
     prepared = prepare(config, model)
     out_dir, manifest = open_run(config, "perturb", prepared)
@@ -98,5 +111,6 @@ def perturb(config: PerturbConfig, model: "LoadedModel | None" = None) -> dict:
              f"token.", *splice_notes(config)]
     stats = {"n_answered": prepared.n_answered, "seconds_total": round(time.perf_counter() - started, 1),
              "seconds_perturb": round(seconds, 1), **prepared.extra, **run_summary(prepared.model)}
-    return publish(out_dir, manifest, "perturb", title, records, config.ks, stats, notes, config.method.methods,
-                   tables=paired_markdown(records, config.ks))
+    summary = publish(out_dir, manifest, "perturb", title, records, config.ks, stats, notes, config.method.methods,
+                      tables=paired_markdown(records, config.ks))
+    return PerturbRun(out_dir, records, summary)

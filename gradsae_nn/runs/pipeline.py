@@ -63,34 +63,47 @@ class Prepared:
     extra: dict = field(default_factory=dict)
 
 
+def scored_answer_ids(model: "LoadedModel", record: dict, target: str = "answer-logprob") -> tuple[int, ...]:
+    """The answer tokens the target scores: the completion before its first line break, or for
+    `format-token-prob` the completion up to its format token (none if it has no such token: the authors' loop
+    never scores it). Empty: the example cannot be scored."""
+    completion = record["completion_ids"]
+    if target == "format-token-prob":
+        return tuple(format_target_ids(completion, model.tokenizer) or ())
+    return tuple(answer_token_ids(completion, model.tokenizer))
+
+
 def make_item(model: "LoadedModel", template: PromptTemplate, example: QAExample, record: dict,
               target: str = "answer-logprob") -> Item:
-    """The item of an answered question. Its answer tokens are what the target scores: the completion before
-    its first line break, or for `format-token-prob` the completion up to its format token (none if it has no
-    such token: the authors' loop never scores it)."""
-    completion = record["completion_ids"]
-    answer = (format_target_ids(completion, model.tokenizer) or () if target == "format-token-prob"
-              else answer_token_ids(completion, model.tokenizer))
-    return Item(example, record, tuple(prompt_ids(model, template, example)), answer)
+    """The item of an answered question, with its scored answer tokens (`scored_answer_ids`)."""
+    return Item(example, record, tuple(prompt_ids(model, template, example)), scored_answer_ids(model, record, target))
 
 
 def find_correct(model: "LoadedModel", template: PromptTemplate, examples: list[QAExample], answer_dir: Path,
                  key: AnswerKey, n_correct: int | None, batch_size: int, correct_f1: float | None,
-                 splice: AnswerSplice | None = None) -> tuple[list[dict], list[dict]]:
-    """(correct records up to `n_correct`, all answered records), answering `examples` in order as needed."""
+                 splice: AnswerSplice | None = None, target: str = "answer-logprob") -> tuple[list[dict], list[dict], int]:
+    """(correct records that can be scored, up to `n_correct`; all answered records; how many correct ones could
+    not be scored), answering `examples` in order until `n_correct` scorable ones are found. A correct answer
+    whose first token is a line break (or, for the format target, a completion without a format token) has no
+    answer tokens to score: it is counted, not used, and not counted towards `n_correct`."""
     end = 0
     records: list[dict] = []
     while end < len(examples):
         end = min(len(examples), end + ANSWER_CHUNK) if n_correct is not None else len(examples)
         records, _ = run_answers(model, template, examples[:end], answer_dir, key, batch_size=batch_size,
                                  correct_f1=correct_f1, splice=splice)
-        if n_correct is not None and sum(is_correct(r, correct_f1) for r in records) >= n_correct:
+        correct = [r for r in records if is_correct(r, correct_f1)]
+        usable = [r for r in correct if scored_answer_ids(model, r, target)]
+        if n_correct is not None and len(usable) >= n_correct:
             break
-    correct = [r for r in records if is_correct(r, correct_f1)][:n_correct]
     if not correct:
         raise OptionError(f"no correctly answered examples in the first {len(records)} questions; raise {{limit}} "
                           f"(or check {{model}}/{{prompt}})")
-    return correct, records
+    if not usable:
+        what = ("a format token ('[', as in 'Result = [[ label ]]')" if target == "format-token-prob"
+                else "answer tokens before the first line break")
+        raise OptionError(f"none of the {len(correct)} correctly answered examples has {what}; raise {{limit}}")
+    return usable[:n_correct], records, len(correct) - len(usable)
 
 
 def prepare(config: ExperimentConfig, model: "LoadedModel | None" = None) -> Prepared:
@@ -108,20 +121,14 @@ def prepare(config: ExperimentConfig, model: "LoadedModel | None" = None) -> Pre
     cache = answer_dir(config, template, splice)
     key = answer_key(config, template, splice)
     by_id = {ex.id: ex for ex in examples}
-    correct, records = find_correct(model, template, examples, cache, key, config.n_correct or None,
-                                    config.batch_size, data.correct_f1, splice)
     target = config.method.target
+    correct, records, unscorable = find_correct(model, template, examples, cache, key, config.n_correct or None,
+                                                config.batch_size, data.correct_f1, splice, target)
     answered = {r["id"]: make_item(model, template, by_id[r["id"]], r, target) for r in records}
-    # an answer whose first token is a line break (or, for the format target, a completion without a format
-    # token) has no answer tokens to score; such rows are counted, not used
-    usable = [answered[r["id"]] for r in correct if answered[r["id"]].answer_ids]
-    if not usable:
-        what = ("a format token ('[', as in 'Result = [[ label ]]')" if target == "format-token-prob"
-                else "answer tokens before the first line break")
-        raise OptionError(f"none of the {len(correct)} correctly answered examples has {what}; raise {{limit}}")
+    usable = [answered[r["id"]] for r in correct]
     return Prepared(model=model, template=template, sae=sae, sae_spec=spec, layer=layer, correct=usable,
                     answered=answered, n_answered=len(records), answer_key=key, answer_dir=cache,
-                    extra={"correct_without_answer_tokens": len(correct) - len(usable)})
+                    extra={"correct_without_answer_tokens": unscorable})
 
 
 def splice_notes(config: ExperimentConfig) -> list[str]:
