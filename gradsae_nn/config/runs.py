@@ -209,7 +209,6 @@ class SweepConfig(ExperimentConfig):
         return PerturbConfig(**{**values, "method": dataclasses.replace(self.method, layer=layer)})
 
 
-
 @dataclass(frozen=True)
 class ProtocolAblationConfig(ExperimentConfig):
     """`experiments/protocol_ablation.py`: the perturbation under the project preset, then with one piece of the
