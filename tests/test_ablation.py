@@ -63,6 +63,12 @@ def test_rows_pair_shared_examples_only():
     assert none.startswith("50.0; Δ -50.00 [")          # a: 1 → 0, b: 1 → 1
     assert top.startswith("50.0; Δ 0.00 [")             # a: 1 → 0, b: 0 → 1
     assert largest_moves(reference, [PieceRun("--x", piece)], keys) == [("--x", "w/o task", -50.0)]
+    # a piece sharing under half the reference's examples is not ranked, and its own means are reported instead
+    other = [record("d", {"none": 1, "gradsae/top/1": 0}), record("a", {"none": 1, "gradsae/top/1": 0})]
+    assert largest_moves(reference, [PieceRun("--y", other)], keys) == []
+    text = ablation_markdown("t", reference, [PieceRun("--y", other)], keys)
+    assert "--y shares 1 of its 2 examples with the reference, so it is not ranked; its own EM on all of them: " \
+           "w/o task 100.0, GradSAE TopK↓ K=1 0.0." in text
 
 
 def test_setting_keys_follow_the_table_order():

@@ -65,17 +65,23 @@ def ablation_rows(reference: Sequence[dict], pieces: Sequence[PieceRun], keys: S
 
 def largest_moves(reference: Sequence[dict], pieces: Sequence[PieceRun], keys: Sequence[str],
                   metric: str = "em") -> list[tuple[str, str, float]]:
-    """Per piece, the setting its mean difference from the reference is largest in (by size): (label, setting
-    label, mean difference in points), largest first."""
+    """Per piece sharing at least half the reference's examples, the setting its mean difference from the
+    reference is largest in (by size): (label, setting label, mean difference in points), largest first. A piece
+    that changes the correct set more than that is not ranked (`unpaired`): a few shared examples say little."""
     moves = []
     for piece in pieces:
         pairs = shared(reference, piece.records)
-        if not pairs:
+        if 2 * len(pairs) < len(reference):
             continue
         means = {key: float(np.mean(differences(pairs, key, metric))) for key in keys}
         key = max(means, key=lambda k: abs(means[k]))
         moves.append((piece.label, key_label(key), means[key]))
     return sorted(moves, key=lambda m: -abs(m[2]))
+
+
+def unpaired(reference: Sequence[dict], pieces: Sequence[PieceRun]) -> list[PieceRun]:
+    """The pieces sharing fewer than half the reference's examples (their correct set differs)."""
+    return [p for p in pieces if 2 * len(shared(reference, p.records)) < len(reference)]
 
 
 def ablation_markdown(title: str, reference: Sequence[dict], pieces: Sequence[PieceRun], keys: Sequence[str]) -> str:
@@ -90,4 +96,9 @@ def ablation_markdown(title: str, reference: Sequence[dict], pieces: Sequence[Pi
     if moves:
         text += "\nLargest EM change per piece, largest first: " + "; ".join(
             f"{label}: {delta:+.1f} points ({where})" for label, where, delta in moves) + ".\n"
+    for piece in unpaired(reference, pieces):
+        means = ", ".join(f"{key_label(k)} {np.mean([100.0 * r['outputs'][k]['em'] for r in piece.records]):.1f}"
+                          for k in keys)
+        text += (f"\n{piece.label} shares {len(shared(reference, piece.records))} of its {len(piece.records)} examples "
+                 f"with the reference, so it is not ranked; its own EM on all of them: {means}.\n")
     return text
