@@ -88,6 +88,8 @@ def find_correct(model: "LoadedModel", template: PromptTemplate, examples: list[
     answer tokens to score: it is counted, not used, and not counted towards `n_correct`."""
     end = 0
     records: list[dict] = []
+    correct: list[dict] = []
+    usable: list[dict] = []
     while end < len(examples):
         end = min(len(examples), end + ANSWER_CHUNK) if n_correct is not None else len(examples)
         records, _ = run_answers(model, template, examples[:end], answer_dir, key, batch_size=batch_size,
