@@ -63,6 +63,11 @@ def ablation_rows(reference: Sequence[dict], pieces: Sequence[PieceRun], keys: S
     return rows
 
 
+def paired_enough(reference: Sequence[dict], piece: PieceRun) -> bool:
+    """Whether `piece` shares at least half the reference's examples: fewer say little about the piece."""
+    return 2 * len(shared(reference, piece.records)) >= len(reference)
+
+
 def largest_moves(reference: Sequence[dict], pieces: Sequence[PieceRun], keys: Sequence[str],
                   metric: str = "em") -> list[tuple[str, str, float]]:
     """Per piece sharing at least half the reference's examples, the setting its mean difference from the
@@ -70,9 +75,9 @@ def largest_moves(reference: Sequence[dict], pieces: Sequence[PieceRun], keys: S
     that changes the correct set more than that is not ranked (`unpaired`): a few shared examples say little."""
     moves = []
     for piece in pieces:
-        pairs = shared(reference, piece.records)
-        if 2 * len(pairs) < len(reference):
+        if not paired_enough(reference, piece):
             continue
+        pairs = shared(reference, piece.records)
         means = {key: float(np.mean(differences(pairs, key, metric))) for key in keys}
         key = max(means, key=lambda k: abs(means[k]))
         moves.append((piece.label, key_label(key), means[key]))
@@ -81,7 +86,7 @@ def largest_moves(reference: Sequence[dict], pieces: Sequence[PieceRun], keys: S
 
 def unpaired(reference: Sequence[dict], pieces: Sequence[PieceRun]) -> list[PieceRun]:
     """The pieces sharing fewer than half the reference's examples (their correct set differs)."""
-    return [p for p in pieces if 2 * len(shared(reference, p.records)) < len(reference)]
+    return [p for p in pieces if not paired_enough(reference, p)]
 
 
 def ablation_markdown(title: str, reference: Sequence[dict], pieces: Sequence[PieceRun], keys: Sequence[str]) -> str:
