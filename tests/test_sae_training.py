@@ -294,3 +294,13 @@ def test_bfloat16_collection_is_bfloat16_and_close_to_float32(tmp_path):
              + 2 * unit_roundoff(torch.float16) * b.abs())
     assert ((a - b).abs() <= bound).all(), float(((a - b).abs() - bound).max())
     assert next(model.lm._module.parameters()).dtype == torch.float32      # the caller's model stays float32
+
+
+def test_bf16_collection_note_follows_the_cpu_flags():
+    from gradsae_nn.training.run import bf16_cpu_note
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert "--collect-dtype float32" in bf16_cpu_note(avx2)
+    assert bf16_cpu_note(avx2.replace("avx2 fma", "avx2 avx512f avx512_bf16 fma")) is None
+    assert bf16_cpu_note(avx2.replace("avx2 fma", "avx2 amx_bf16 amx_tile")) is None
+    assert bf16_cpu_note("processor\t: 0\n") is None                      # no flags line (not x86): say nothing

@@ -63,12 +63,30 @@ def thresholds(config: TrainSAEConfig, model: LoadedModel) -> dict[int, float]:
     return {layer: massive_threshold(model, layer, head) for layer in config.layer}
 
 
+def bf16_cpu_note(cpuinfo: str | None = None) -> str | None:
+    """One line for stderr when this CPU has no bfloat16 matrix instructions (`avx512_bf16`/`amx_bf16` in
+    /proc/cpuinfo): there a bfloat16 collection is emulated and far slower than float32 (README, Training
+    SAEs: 7.3x slower on an AVX2-only AMD EPYC). None where the flags are there or cannot be read."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), None)
+    if flags is None or {"avx512_bf16", "amx_bf16"} & set(flags):
+        return None
+    return ("note: this CPU has no bfloat16 matrix instructions (avx512_bf16/amx_bf16), so --collect-dtype bfloat16 "
+            "is emulated and several times slower than float32 here; pass --collect-dtype float32")
+
+
 def activations(config: TrainSAEConfig, model: LoadedModel, limits: dict[int, float], digest: list) -> dict:
     """Collected activations per layer, read from / written to `activations_cache` when given: one file per
     layer, keyed by what decides its content (`digest`: corpus, questions, template, share, length, the
     collecting dtype; and the layer's massive-token threshold), so any subset of the layers of an earlier run
     is read back. With `collect_dtype` bfloat16 a bfloat16 copy of the model collects (`model` stays float32)."""
     if config.collect_dtype != "float32":
+        if config.collect_dtype == "bfloat16" and (note := bf16_cpu_note()):
+            print(note, file=sys.stderr)
         model = load_model(config.model, device="cpu", dtype=config.collect_dtype)
         digest = [*digest, config.collect_dtype]
     sequences, _ = corpus(config, model)
