@@ -8,6 +8,7 @@ stderr naming the flag, exit code 2 (`run`).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import types
 import typing
@@ -110,9 +111,20 @@ def parse(cls: type, argv: list[str] | None, doc: str) -> Any:
     return config_from(cls, parser_for(cls, doc).parse_args(argv))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the script is (as Ctrl-C raises `KeyboardInterrupt`), so that the same cleanup runs:
+    `finally` blocks, released locks, and the checkpoint an interrupted activation collection writes."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def run(main: Callable[[], int | None]) -> None:
     """Run a script's main: a `UsageError` becomes one line on stderr and exit 2 (an `OptionError` naming
-    flags), a `RemoteFailure` one line (plus the server's traceback with -v) and exit 3; Ctrl-C exits 130."""
+    flags), a `RemoteFailure` one line (plus the server's traceback with -v) and exit 3; Ctrl-C exits 130 and
+    SIGTERM 143, each after the script's own cleanup (finished results are already on disk)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main()
     except OptionError as exc:
@@ -126,9 +138,9 @@ def run(main: Callable[[], int | None]) -> None:
         if exc.show_detail and exc.detail:
             print(f"server traceback:\n{exc.detail}", file=sys.stderr)
         sys.exit(3)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted: every finished result is saved; rerun the same command to resume", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     sys.exit(code or 0)
 
 

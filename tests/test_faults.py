@@ -180,3 +180,29 @@ def test_n_correct_counts_only_examples_that_can_be_scored(monkeypatch):
     assert [r["id"] for r in correct] == ["q0", f"q{pipeline.ANSWER_CHUNK}"]
     assert answered_up_to == [pipeline.ANSWER_CHUNK, 2 * pipeline.ANSWER_CHUNK] and len(records) == len(examples)
     assert unscorable == pipeline.ANSWER_CHUNK - 1
+
+
+def test_sigterm_runs_the_scripts_cleanup_and_exits_143(tmp_path):
+    """Under `cli.run` SIGTERM unwinds like Ctrl-C (`finally` blocks run: the checkpoint an interrupted
+    collection writes, released locks), says how to resume, and exits 143 (128 + SIGTERM)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, signal, time
+        from gradsae_nn.cli import run
+
+        def main():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(60)
+            finally:
+                print("cleanup ran", flush=True)
+
+        run(main)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stdout == "cleanup ran\n"
+    assert "rerun the same command to resume" in done.stderr

@@ -269,6 +269,45 @@ def test_an_interrupted_collection_resumes_from_its_shards(tmp_path):
     assert torch.equal(resumed[1], whole[1])
 
 
+def test_an_interrupt_mid_batch_checkpoints_every_whole_batch_before_it(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM under `cli.run`) between two shards writes a last shard of the batches finished
+    before it, not the batch it cut short (whose first group is already stored); the resumed collection
+    equals an uninterrupted one and does not recompute those batches."""
+    from conftest import save_tiny_llama
+    from gradsae_nn.models import load_model
+    from gradsae_nn.training import collect
+    from gradsae_nn.training.corpus import TrainSequence
+
+    model = load_model(str(save_tiny_llama(tmp_path)), device="cpu")
+    generator = torch.Generator().manual_seed(2)
+    heads = [tuple(torch.randint(5, 200, (9,), generator=generator).tolist()) for _ in range(2)]
+    sequences = [TrainSequence(heads[i % 2] + tuple(torch.randint(5, 200, (int(n),), generator=generator).tolist()),
+                               len(heads[i % 2])) for i, n in enumerate(torch.randint(3, 12, (24,), generator=generator))]
+    n_tokens = sum(len(s.ids) - s.start for s in sequences)
+    kwargs = dict(layers=[1], n_tokens=n_tokens, thresholds={1: 1e9}, batch_size=4, shard_tokens=10**9)
+    whole = collect.collect_activations(model, sequences=iter(sequences), **kwargs)
+
+    tail_pass, calls = collect._tail_pass, []
+
+    def cut(*args, **kw):                        # each batch of 4 has both heads: two passes per batch
+        calls.append(1)
+        if len(calls) == 8:                      # the second pass of the 4th batch: its first group is stored
+            raise KeyboardInterrupt
+        return tail_pass(*args, **kw)
+
+    monkeypatch.setattr(collect, "_tail_pass", cut)
+    with pytest.raises(KeyboardInterrupt):
+        collect.collect_activations(model, sequences=iter(sequences), shards=tmp_path / "shards", **kwargs)
+    (entry,) = json.loads((tmp_path / "shards" / "progress.json").read_text())
+    assert entry == {"sequences": 12, "filled": {"1": sum(len(s.ids) - s.start for s in sequences[:12])}}
+
+    calls.clear()
+    monkeypatch.setattr(collect, "_tail_pass", lambda *a, **kw: (calls.append(1), tail_pass(*a, **kw))[1])
+    resumed = collect.collect_activations(model, sequences=iter(sequences), shards=tmp_path / "shards", **kwargs)
+    assert len(calls) == 6                       # batches 4-6 only
+    assert torch.equal(resumed[1], whole[1])
+
+
 def test_bfloat16_collection_is_bfloat16_and_close_to_float32(tmp_path):
     """`--collect-dtype bfloat16` collects with a bfloat16 copy of the model: its activations differ from the
     float32 model's (so the copy really ran in bfloat16) by no more than a bfloat16 forward's rounding."""

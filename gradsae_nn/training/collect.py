@@ -29,9 +29,10 @@ def collect_activations(model: "LoadedModel", layers: list[int], sequences: Iter
         demonstrations, the same in every prompt) is shared run only their own tail, on a KV cache of that
         head computed once; the tails are right-padded so each keeps its own positions. Same activations as
         whole sequences (up to rounding; `tests/test_sae_training.py`), about half the compute for prompts.
-    shards: a folder to checkpoint into every `shard_tokens` tokens (`ShardLog`); an interrupted collection
-        resumes from its last shard, with the same result as an uninterrupted one (`sequences` must be the
-        same deterministic iterator).
+    shards: a folder to checkpoint into every `shard_tokens` tokens (`ShardLog`), and on an interrupt
+        (Ctrl-C, or SIGTERM under `cli.run`) into a last shard holding every batch finished before it; an
+        interrupted collection resumes from its last shard, with the same result as an uninterrupted one
+        (`sequences` must be the same deterministic iterator).
     """
     store = {layer: torch.empty(n_tokens, model.d_model, dtype=torch.float16) for layer in layers}
     filled = dict.fromkeys(layers, 0)
@@ -40,30 +41,44 @@ def collect_activations(model: "LoadedModel", layers: list[int], sequences: Iter
     consumed = log.restore(store, filled) if log else 0
     for _ in zip(range(consumed), sequences):
         pass                                                                # already in the shards
-    with make_progress() as progress:
-        task = progress.add_task(f"activations L{','.join(map(str, layers))}", total=n_tokens,
-                                 completed=min(filled.values()))
-        while min(filled.values()) < n_tokens:
-            if log and min(filled.values()) - log.saved_at >= shard_tokens:
-                log.save(store, filled, consumed)
-            chunk = [s for _, s in zip(range(batch_size), sequences)]
-            consumed += len(chunk)
-            if not chunk:
-                raise OptionError(f"the corpus ran out after {min(filled.values())} tokens; ask for fewer {{tokens}}")
-            groups: dict[tuple[int, ...], list] = {}
-            for seq in chunk:
-                groups.setdefault(seq.ids[:seq.start] if share_prefix and seq.start > 1 else (), []).append(seq)
-            for head, group in groups.items():
-                saved, keep = (_tail_pass(model, layers, group, head, heads) if head
-                               else _whole_pass(model, layers, group))
-                for layer in layers:
-                    x = saved[layer].float().cpu()
-                    rows = x[keep & (x.norm(dim=-1) <= thresholds[layer])]
-                    n = min(rows.shape[0], n_tokens - filled[layer])
-                    store[layer][filled[layer]:filled[layer] + n] = rows[:n].to(torch.float16)
-                    filled[layer] += n
-            progress.update(task, completed=min(filled.values()))
+    done = dict(filled), consumed                  # the state after the last whole batch: what a shard may hold
+    try:
+        with make_progress() as progress:
+            task = progress.add_task(f"activations L{','.join(map(str, layers))}", total=n_tokens,
+                                     completed=min(filled.values()))
+            while min(filled.values()) < n_tokens:
+                if log and min(filled.values()) - log.saved_at >= shard_tokens:
+                    log.save(store, filled, consumed)
+                consumed = _collect_batch(model, layers, sequences, store, filled, thresholds, batch_size,
+                                          consumed, share_prefix, heads, n_tokens)
+                done = dict(filled), consumed
+                progress.update(task, completed=min(filled.values()))
+    except KeyboardInterrupt:
+        if log and min(done[0].values()) > log.saved_at:
+            log.save(store, *done)               # a batch cut short is left out: its rows are partly stored
+        raise
     return store
+
+
+def _collect_batch(model: "LoadedModel", layers: list[int], sequences: Iterator["TrainSequence"],
+                   store: dict[int, torch.Tensor], filled: dict[int, int], thresholds: dict[int, float],
+                   batch_size: int, consumed: int, share_prefix: bool, heads: dict, n_tokens: int) -> int:
+    """One batch of `sequences` into `store` (advancing `filled`); returns the sequences consumed so far."""
+    chunk = [s for _, s in zip(range(batch_size), sequences)]
+    if not chunk:
+        raise OptionError(f"the corpus ran out after {min(filled.values())} tokens; ask for fewer {{tokens}}")
+    groups: dict[tuple[int, ...], list] = {}
+    for seq in chunk:
+        groups.setdefault(seq.ids[:seq.start] if share_prefix and seq.start > 1 else (), []).append(seq)
+    for head, group in groups.items():
+        saved, keep = _tail_pass(model, layers, group, head, heads) if head else _whole_pass(model, layers, group)
+        for layer in layers:
+            x = saved[layer].float().cpu()
+            rows = x[keep & (x.norm(dim=-1) <= thresholds[layer])]
+            n = min(rows.shape[0], n_tokens - filled[layer])
+            store[layer][filled[layer]:filled[layer] + n] = rows[:n].to(torch.float16)
+            filled[layer] += n
+    return consumed + len(chunk)
 
 
 class ShardLog:
