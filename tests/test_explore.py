@@ -135,3 +135,31 @@ def test_top_contexts_equal_a_plain_loop(tmp_path):
     for c in torch.nonzero(fired).flatten()[:50].tolist():
         s = int(order[c, 0])
         assert tuple(where[c, 0].tolist()) == (s, int(argbest[s, c]))
+
+
+def _shipped_names():
+    from gradsae_nn.core.sae import shipped_sae_names
+
+    return shipped_sae_names()
+
+
+@pytest.mark.parametrize("name", _shipped_names())
+def test_every_shipped_sae_carries_its_own_top_contexts(name):
+    """README: every shipped SAE carries `top_contexts.json.gz` (experiments/sae_contexts.py), made with that
+    SAE: latent ids within its width, each latent's contexts positive, best first, at most `per_latent`."""
+    import gzip
+
+    from gradsae_nn.core.sae import shipped_sae_root
+
+    root = shipped_sae_root() / name
+    d_sae = json.loads((root / "cfg.json").read_text())["d_sae"]
+    path = root / "top_contexts.json.gz"
+    assert path.is_file(), f"no {path}: python experiments/sae_contexts.py --sae {name}"
+    payload = json.loads(gzip.decompress(path.read_bytes()))
+    assert f"--sae {name}" in payload["command"]
+    latents = payload["latents"]
+    assert payload["latents_fired"] == len(latents) > 0
+    assert all(0 <= int(k) < d_sae for k in latents)
+    for contexts in latents.values():
+        values = [v for _, v in contexts]
+        assert 0 < len(values) <= payload["per_latent"] and min(values) > 0 and values == sorted(values, reverse=True)
