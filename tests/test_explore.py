@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_LAYER, save_tiny_llama, save_tiny_sae
+from gradsae_nn.core.sae import shipped_sae_names
 from faults import small
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -137,13 +138,7 @@ def test_top_contexts_equal_a_plain_loop(tmp_path):
         assert tuple(where[c, 0].tolist()) == (s, int(argbest[s, c]))
 
 
-def _shipped_names():
-    from gradsae_nn.core.sae import shipped_sae_names
-
-    return shipped_sae_names()
-
-
-@pytest.mark.parametrize("name", _shipped_names())
+@pytest.mark.parametrize("name", shipped_sae_names())
 def test_every_shipped_sae_carries_its_own_top_contexts(name):
     """README: every shipped SAE carries `top_contexts.json.gz` (experiments/sae_contexts.py), made with that
     SAE: latent ids within its width, each latent's contexts positive, best first, at most `per_latent`."""
