@@ -4,10 +4,11 @@ import pytest
 
 
 def pytest_collection_modifyitems(config, items):
-    """`remote` tests start a local NDIF server (~1.5 min, ~4 GB RAM) and `cuda` tests need a GPU: each runs
-    only when the -m expression names it (`-m remote`, `-m cuda`), never as a side effect of `pytest` or
+    """`remote` tests start a local NDIF server (~1.5 min, ~4 GB RAM), `cuda` tests need a GPU and `extended`
+    tests repeat a mechanism the default suite already checks on another model or variant: each runs only when
+    the -m expression names it (`-m remote`, `-m cuda`, `-m extended`), never as a side effect of `pytest` or
     `-m "not slow"`."""
-    for marker in ("remote", "cuda"):
+    for marker in ("remote", "cuda", "extended"):
         if marker in (config.option.markexpr or ""):
             continue
         selected = [item for item in items if marker not in item.keywords]

@@ -215,7 +215,7 @@ def authors_loop(hf_model, tokenizer, sae, layer, prompt_ids, max_new_tokens=50,
 
         handle = hf_model.model.layers[layer].register_forward_hook(hook)
         try:
-            with torch.enable_grad():
+            with torch.set_grad_enabled(score):                 # a graph only where a step may backpropagate
                 logits = hf_model(torch.tensor([ids], device=hf_model.device), use_cache=False).logits[0, -1]
                 probs = logits.float().softmax(-1)
                 token = int(probs.argmax())

@@ -115,7 +115,9 @@ def test_padded_topk_fills_with_zero_scores():
     assert select(scores, 4, "bottom", 8, pad=True).latents == (3, 1)     # BottomK never pads
 
 
-@pytest.mark.parametrize("positions", ["all", "current"])
+# "current" (steering at the newest position only) is the authors' own scheme; "all" is the edit that
+# tests/test_edits.py checks against plain hooks, here again with the reconstruct splice (`extended`)
+@pytest.mark.parametrize("positions", [pytest.param("all", marks=pytest.mark.extended), "current"])
 def test_edits_equal_the_no_cache_loop(smollm, sae, runs, positions):
     """Ablation at every position and steering at the newest position only, batched and left-padded, against
     the authors' loop re-running the whole sequence per token."""

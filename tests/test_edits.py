@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import make_sae
-from core_cases import (LAYER, examples, layer, model, resid_std, sae, sae_name,  # noqa: F401 (fixtures)
-                        with_qwen)
+from core_cases import (LAYER, QWEN, SAES, examples, layer, model, resid_std, sae,  # noqa: F401 (fixtures)
+                        sae_name)
 from gradsae_nn.core.editing import edited_generate
 from gradsae_nn.core.edits import BatchEdit, EditApplier, LatentEdit, resolve_edit_impl
 from gradsae_nn.core.generation import greedy_generate
@@ -86,8 +86,13 @@ def assert_same_tokens(model, sae, layer, prompt, edit, ours, ref, positions="al
     assert_same_greedy(ours, ref, gap_at, model.config)
 
 
-@with_qwen
-@pytest.mark.parametrize("positions", ["all", "last", "generated"])
+# every SmolLM2 SAE at every scheme; the Qwen 0.5B at "all" (the others are the same code on another model)
+EDIT_CASES = [(name, positions) for name in SAES for positions in ("all", "last", "generated")] + [
+    pytest.param(QWEN, positions, marks=[pytest.mark.qwen] + ([] if positions == "all" else [pytest.mark.extended]))
+    for positions in ("all", "last", "generated")]
+
+
+@pytest.mark.parametrize("sae_name, positions", EDIT_CASES, indirect=["sae_name"])
 def test_edited_generate_equals_plain_hooks(model, sae, layer, examples, positions):
     hf, tok = model.lm._module, model.tokenizer
     ex = examples[2]
