@@ -70,21 +70,21 @@ def test_embedded_models_have_shipped_saes():
 CURRENT = [name for name in SHIPPED if name.split("/")[1][1:].isdigit()]
 
 
-def full_check(name: str) -> bool:
-    """Both samples and CE recovered for a model's default SAE, the prompts sample with the forward cut at the
-    layer for the rest."""
+def is_model_default(name: str) -> bool:
+    """Whether `name` ("model/L<layer>") is its model's default SAE."""
     from gradsae_nn.core.sae import DEFAULT_SAE_LAYER
 
     model_name, layer_dir = name.split("/")
     return int(layer_dir[1:]) == DEFAULT_SAE_LAYER.get(model_name)
 
 
-# The package default's SAE gets the full check in the default suite; the other models' default SAEs get the
-# cut check there (a swapped or damaged file moves EV and L0 as surely as CE) and the full one under `extended`
-# (about 2 minutes between them).
-QUALITY_CASES = [(name, "cut") for name in CURRENT if not (full_check(name) and name.startswith(DEFAULT_MODEL + "/"))] + [
-    pytest.param(name, "full", marks=[] if name.startswith(DEFAULT_MODEL + "/") else [pytest.mark.extended])
-    for name in CURRENT if full_check(name)]
+# "full": both samples and CE recovered; "cut": the prompts sample with the forward cut at the layer (a swapped or
+# damaged file moves EV and L0 as surely as CE). The package default's SAE gets the full check; the other models'
+# default SAEs get the cut check, and the full one under `extended` (about 2 minutes between them); the rest the cut.
+PACKAGE_DEFAULT = [name for name in CURRENT if is_model_default(name) and name.startswith(DEFAULT_MODEL + "/")]
+QUALITY_CASES = [(name, "cut") for name in CURRENT if name not in PACKAGE_DEFAULT] + [
+    pytest.param(name, "full", marks=[] if name in PACKAGE_DEFAULT else [pytest.mark.extended])
+    for name in CURRENT if is_model_default(name)]
 
 
 @pytest.mark.slow
@@ -104,11 +104,11 @@ def test_shipped_sae_loads_and_keeps_its_quality(name, check, request):
     card = json.loads((shipped_sae_root() / name / "gradsae_card.json").read_text())
     # The full check: both samples, with CE loss recovered on the experiments' prompts (three full forward
     # passes); the cut one: the prompts only, with the forward cut at the layer, at a fraction of the cost.
-    default = check == "full"
-    for sample in SAMPLES if default else ("prompts",):
+    full = check == "full"
+    for sample in SAMPLES if full else ("prompts",):
         recorded = card["quality"][sample]["check"]
         sequences = quality_sample(model, sample, CHECK_TOKENS)        # as `measure` chose the check sample
-        losses = default and sample == "prompts"
+        losses = full and sample == "prompts"
         quality = evaluate_sae(model, sae, layer, sequences, sample, recorded["massive_threshold"], losses=losses)
         # A regression check on recorded aggregates, not a rounding comparison: another CPU moves x by ~1e-4
         # relative (tests/tolerance.py), which moves these statistics over thousands of tokens by < 1e-3, while a
