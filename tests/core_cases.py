@@ -26,7 +26,7 @@ def resid_std(smollm):
     return float(x[0, 1:].std())
 
 
-# the default trained SAE; every shipped SAE's own quality is checked in test_sae_training
+# the default trained SAE; every shipped SAE's own quality is checked in test_sae_quality
 SHIPPED = [name for name in shipped_sae_names() if name == "smollm2-135m-it/L15"]
 SAES = ["standard", "jumprelu", *SHIPPED]
 # The three ground-truth checks (splice, scores, edits) once more on the Qwen 0.5B with its default shipped SAE:
