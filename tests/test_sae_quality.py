@@ -14,10 +14,11 @@ SHIPPED_MODELS = {name.split("/")[0] for name in SHIPPED}
 
 
 def test_embedded_models_have_shipped_saes():
-    """SmolLM2 at ~20/50/75% depth; every default SAE is shipped."""
+    """SmolLM2 and the Qwen 0.5B at ~25/50/75% depth (the layer sweep); every default SAE is shipped."""
     from gradsae_nn.core.sae import DEFAULT_SAE_LAYER
 
     assert {"smollm2-135m-it/L6", "smollm2-135m-it/L15", "smollm2-135m-it/L22"} <= set(SHIPPED)
+    assert {f"qwen2.5-coder-0.5b-it/L{layer}" for layer in (6, 12, 18)} <= set(SHIPPED)
     assert {f"{model}/L{layer}" for model, layer in DEFAULT_SAE_LAYER.items() if model in SHIPPED_MODELS} <= set(SHIPPED)
 
 
